@@ -1,0 +1,44 @@
+# anypool: `make bench` (the main job) and `make test` each build .venv first.
+# PYTHON picks the interpreter the venv is made from; VENV where it goes, e.g.
+#   make test PYTHON="$(PYENV_VERSION=3.13.0 pyenv which python3)" VENV=.venv-3.13
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+PYTEST_ARGS ?=
+EXTRAS ?= dev,plot
+
+.PHONY: .venv bench test lint typecheck pytest benchmarks clean
+
+# Re-installs only when pyproject.toml changes (or the venv is new).
+.venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[$(EXTRAS)]'
+	touch $@
+
+bench: .venv
+	$(BIN)/anypool bench --json bench-results.json --plot bench-results.png
+
+test: lint typecheck pytest
+
+lint: .venv
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
+
+typecheck: .venv
+	$(BIN)/mypy
+
+pytest: .venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+benchmarks: .venv
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,plot,bench]'
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf .venv .venv-* build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,79 @@
+"""Running the bench: every workload on every backend, timed on a warm pool."""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from collections.abc import Callable, Sequence
+
+from .._backends import available_cpus
+from .._executor import Executor
+from ._workloads import WORKLOADS, Workload
+
+__all__ = ["Measurement", "run"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Measurement:
+    workload: str
+    backend: str
+    workers: int
+    tasks: int
+    seconds: float
+    speedup: float | None = None
+
+    def as_json(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+def workers_for(workload: Workload, backend: str, tasks: int, workers: int | None) -> int:
+    if backend == "serial":
+        return 1
+    if workers is not None:
+        return workers
+    if workload.workers == "tasks":
+        return max(1, min(tasks, 64))
+    return available_cpus()
+
+
+def time_once(workload: Workload, backend: str, workers: int, tasks: int) -> float:
+    """Seconds to run ``tasks`` tasks on a warm pool.
+
+    Before the clock starts every worker has started and run one task of the workload,
+    so the figure is the steady state the guide's experiment is about, not start-up.
+    """
+    with Executor(backend, workers, chunksize=1) as ex:
+        list(ex.map(workload.fn, range(workers)))
+        start = time.perf_counter()
+        list(ex.map(workload.fn, range(tasks)))
+        return time.perf_counter() - start
+
+
+def run(
+    workloads: Sequence[str],
+    backends: Sequence[str],
+    *,
+    tasks: int,
+    workers: int | None,
+    repeat: int,
+    on_result: Callable[[Measurement], None] = lambda m: None,
+) -> list[Measurement]:
+    """Median of ``repeat`` runs of each workload on each backend; serial is the baseline."""
+    results: list[Measurement] = []
+    for name in workloads:
+        workload = WORKLOADS[name]
+        baseline: float | None = None
+        order = sorted(backends, key=lambda b: b != "serial")  # serial first: the baseline
+        for backend in order:
+            n = workers_for(workload, backend, tasks, workers)
+            seconds = statistics.median(
+                time_once(workload, backend, n, tasks) for _ in range(repeat)
+            )
+            if backend == "serial":
+                baseline = seconds
+            speedup = None if baseline is None else round(baseline / seconds, 2)
+            m = Measurement(name, backend, n, tasks, round(seconds, 4), speedup)
+            results.append(m)
+            on_result(m)
+    return results
