@@ -26,9 +26,11 @@ bench: .venv
 
 test: lint typecheck pytest
 
+LINTED := $(wildcard src tests benchmarks examples)
+
 lint: .venv
-	$(BIN)/ruff check src tests benchmarks examples
-	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 typecheck: .venv
 	$(BIN)/mypy

@@ -53,6 +53,12 @@ def descendants(root: int | None = None) -> set[int]:
     return out
 
 
+def pool_workers() -> set[int]:
+    """Worker processes started through this process's fork server (its children)."""
+    server = getattr(multiprocessing.forkserver._forkserver, "_forkserver_pid", None)
+    return set(_children_map().get(server, [])) if server else set()
+
+
 def worker_processes() -> set[int]:
     """Descendants other than multiprocessing's helpers: pool workers that should be gone."""
     return descendants() - helper_pids()

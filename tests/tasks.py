@@ -112,3 +112,33 @@ def exit_on(x: int, bad: int = 3) -> int:
     if x == bad:
         os._exit(3)
     return x
+
+
+def write_pid_then_wait(path: str, gate: str) -> int:
+    """Record this worker's pid in ``path``, then block until ``gate`` exists."""
+    with open(path, "w") as f:
+        f.write(str(os.getpid()))
+    wait_for_file(gate)
+    return os.getpid()
+
+
+def spin(_: Any = None) -> None:
+    while True:
+        pass
+
+
+def flaky(path: str, failures: int) -> str:
+    """Fail the first ``failures`` calls (counted in a file), then succeed."""
+    count = 0
+    if os.path.exists(path):
+        with open(path) as f:
+            count = int(f.read())
+    with open(path, "w") as f:
+        f.write(str(count + 1))
+    if count < failures:
+        raise ConnectionError(f"attempt {count + 1} failed")
+    return f"ok after {count + 1}"
+
+
+def exit_always(_: Any = None) -> None:
+    os._exit(5)

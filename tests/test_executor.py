@@ -56,6 +56,9 @@ def test_cancel_a_pending_future(pool_backend: str, tmp_path) -> None:
         assert blocker.result(timeout=30) == str(gate)
         assert all(f.cancelled() for f in pending)
         assert ex.submit(tasks.square, 4).result(timeout=30) == 16
+        # The pool acknowledged the cancellations, so wait() counts them as done.
+        _, not_done = wait(pending, timeout=10)
+        assert not not_done
 
 
 def test_shutdown_cancel_futures_cancels_what_has_not_started(pool_backend: str, tmp_path) -> None:

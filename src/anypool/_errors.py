@@ -70,7 +70,7 @@ class TaskTimeout(AnypoolError, TimeoutError):
 
     Attributes:
         timeout: the limit, in seconds.
-        index: the item's index in its ``map`` call (0 for ``submit``), or ``None``.
+        index: the item's index in its ``map`` call; ``None`` for ``submit``.
     """
 
     def __init__(self, timeout: float, index: int | None = None) -> None:
@@ -91,7 +91,7 @@ class WorkerCrashed(AnypoolError):
     Attributes:
         exitcode: the worker's exit status (negative: killed by a signal), or ``None``.
         pid: the worker's process id.
-        index: the item's index in its ``map`` call (0 for ``submit``), or ``None``.
+        index: the item's index in its ``map`` call; ``None`` for ``submit``.
         phase: what the worker was doing: ``"running the task"``, ``"unpickling the
             arguments"`` or ``"pickling the result"``.
     """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import copy
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -115,13 +116,49 @@ class Executor(concurrent.futures.Executor):
                 options["max_tasks_per_worker"] = _positive_int(
                     max_tasks_per_worker, "max_tasks_per_worker"
                 )
-        self._backend: Backend = cls(
+        backend_obj = cls(
             workers=self._workers, initializer=initializer, initargs=tuple(initargs), **options
         )
-        self._shutdown_lock = threading.Lock()
-        self._shutdown = False
-        self._submit_progress: Any = None
-        self._finalizer = weakref.finalize(self, self._backend.shutdown, wait=False)
+        self._pool = _Pool(backend_obj)
+
+    @property
+    def _backend(self) -> Backend:
+        return self._pool.backend
+
+    def options(
+        self,
+        *,
+        task_timeout: float | None = None,
+        retries: int | None = None,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+        on_error: OnError | None = None,
+        chunksize: int | Literal["auto"] | None = None,
+        progress: bool | None = None,
+    ) -> Executor:
+        """A view of this executor, on the same pool, with other per-task defaults.
+
+        The way to give ``submit`` a per-call ``task_timeout`` or ``retries`` (its own
+        keyword arguments go to the task). Shutting a view down shuts the pool down.
+
+        Example::
+
+            with anypool.Executor("processes") as ex:
+                future = ex.options(task_timeout=2.0, retries=1).submit(compute, item)
+        """
+        view = copy.copy(self)
+        if task_timeout is not None:
+            view._task_timeout = _check_timeout(task_timeout, type(self._backend))
+        if retries is not None:
+            view._retries = _check_retries(retries)
+        if retry_on is not None:
+            view._retry_on = _check_retry_on(retry_on)
+        if on_error is not None:
+            view._on_error = _check_on_error(on_error)
+        if chunksize is not None:
+            view._chunksize = _check_chunksize(chunksize)
+        if progress is not None:
+            view._progress = bool(progress)
+        return view
 
     # ── properties ───────────────────────────────────────────────────────────────
 
@@ -147,7 +184,7 @@ class Executor(concurrent.futures.Executor):
         return self._backend.stats()
 
     def __repr__(self) -> str:
-        state = "shut down" if self._shutdown else "running"
+        state = "shut down" if self._pool.shutdown else "running"
         return f"<anypool.Executor backend={self.backend!r} workers={self._workers} {state}>"
 
     # ── submit ───────────────────────────────────────────────────────────────────
@@ -165,9 +202,7 @@ class Executor(concurrent.futures.Executor):
                 ex.submit(pow, 2, 10).result()   # 1024
         """
         _check_callable(fn, "submit")
-        with self._shutdown_lock:
-            if self._shutdown:
-                raise RuntimeError("cannot schedule new tasks after shutdown")
+        self._pool.check_open()
         future: Future[T] = Future()
         job = FutureJob(
             fn,
@@ -186,10 +221,7 @@ class Executor(concurrent.futures.Executor):
         return future
 
     def _track(self, future: Future[Any]) -> None:
-        with self._shutdown_lock:
-            if self._submit_progress is None:
-                self._submit_progress = make_progress(True, "tasks")
-            bar = self._submit_progress
+        bar = self._pool.submit_progress()
         bar.add_total(1)
         future.add_done_callback(lambda _: bar.advance(1))
 
@@ -333,9 +365,7 @@ class Executor(concurrent.futures.Executor):
     ) -> Iterator[list[Any]]:
         """Start a map-like call; return its results as an iterator of ordered chunks."""
         _check_callable(fn, label.rstrip("()"))
-        with self._shutdown_lock:
-            if self._shutdown:
-                raise RuntimeError("cannot schedule new tasks after shutdown")
+        self._pool.check_open()
         backend = self._backend
         job = MapJob(
             fn,
@@ -379,9 +409,7 @@ class Executor(concurrent.futures.Executor):
         ``cancel_futures=True`` cancels tasks that have not started. Worker processes
         and threads are stopped once they are idle.
         """
-        with self._shutdown_lock:
-            self._shutdown = True
-            bar, self._submit_progress = self._submit_progress, None
+        bar = self._pool.close()
         self._backend.shutdown(wait=wait, cancel_futures=cancel_futures)
         if bar is not None and wait:
             bar.close()
@@ -393,9 +421,7 @@ class Executor(concurrent.futures.Executor):
         cannot be killed, so running thread tasks finish in the background. Used on
         ``KeyboardInterrupt`` inside a ``with`` block.
         """
-        with self._shutdown_lock:
-            self._shutdown = True
-            bar, self._submit_progress = self._submit_progress, None
+        bar = self._pool.close()
         self._backend.terminate()
         if bar is not None:
             bar.close()
@@ -405,6 +431,39 @@ class Executor(concurrent.futures.Executor):
             self.terminate()  # Ctrl-C or SystemExit: do not wait for running tasks
         else:
             self.shutdown(wait=True, cancel_futures=exc_type is not None)
+
+
+class _Pool:
+    """What an Executor and its ``options()`` views share: the backend and its state.
+
+    When the last executor sharing it is collected without ``shutdown()``, the backend
+    is shut down (without waiting): its workers finish queued work and exit.
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.lock = threading.Lock()
+        self.shutdown = False
+        self._submit_bar: Any = None
+        weakref.finalize(self, backend.shutdown, wait=False)
+
+    def check_open(self) -> None:
+        with self.lock:
+            if self.shutdown:
+                raise RuntimeError("cannot schedule new tasks after shutdown")
+
+    def submit_progress(self) -> Any:
+        with self.lock:
+            if self._submit_bar is None:
+                self._submit_bar = make_progress(True, "tasks")
+            return self._submit_bar
+
+    def close(self) -> Any:
+        """Mark shut down; return the submit progress bar (to close), if any."""
+        with self.lock:
+            self.shutdown = True
+            bar, self._submit_bar = self._submit_bar, None
+        return bar
 
 
 def _flatten(chunks: Iterator[list[Any]]) -> Iterator[Any]:
@@ -530,7 +589,7 @@ def _closing(ex: Executor, results: Iterator[T]) -> Iterator[T]:
     else:
         ex.shutdown(wait=True)
     finally:
-        if not ex._shutdown:  # closed early by the caller (break, del)
+        if not ex._pool.shutdown:  # closed early by the caller (break, del)
             ex.shutdown(wait=True, cancel_futures=True)
 
 

@@ -180,7 +180,7 @@ class Batch:
 class Work:
     """Positions of one batch for a backend to run; the unit of scheduling."""
 
-    __slots__ = ("batch", "flush", "id", "payload", "positions", "suspect")
+    __slots__ = ("batch", "flush", "id", "payload", "positions")
 
     def __init__(
         self,
@@ -188,16 +188,13 @@ class Work:
         positions: Sequence[int] | None = None,
         *,
         flush: FlushMode = FlushMode.TRACKED,
-        suspect: bool = False,
     ) -> None:
         self.id = next(_work_ids)
         self.batch = batch
         self.positions: Sequence[int] = range(len(batch)) if positions is None else positions
         self.payload: bytes | None = None
-        self.suspect = suspect
-        job = batch.job
-        if job.task_timeout is not None or suspect or len(self.positions) == 1:
-            flush = FlushMode.EACH
+        if batch.job.task_timeout is not None or len(self.positions) == 1:
+            flush = FlushMode.EACH  # deadlines need a report per item
         self.flush = flush
 
     @property
@@ -240,11 +237,18 @@ class Work:
         """Input index of the item at ``offset`` in this work."""
         return self.batch.start + self.positions[offset]
 
-    def subset(self, offsets: Sequence[int], *, suspect: bool = False) -> Work:
-        """A new work for some of this work's items (a re-run or a retry)."""
+    def item_index(self, offset: int) -> int | None:
+        """The index an error reports: the input index, or None for a submit()."""
+        return None if isinstance(self.batch.job, FutureJob) else self.index(offset)
+
+    def subset(self, offsets: Sequence[int], *, flush: FlushMode | None = None) -> Work:
+        """A new work for some of this work's items (a re-run or a retry).
+
+        ``flush`` defaults to this work's mode; a re-run after an ambiguous crash asks
+        for a finer one, so that a second crash can be blamed on one item.
+        """
         positions = [self.positions[o] for o in offsets]
-        flush = FlushMode.EACH if suspect else self.flush
-        return Work(self.batch, positions, flush=flush, suspect=suspect)
+        return Work(self.batch, positions, flush=self.flush if flush is None else flush)
 
     def __repr__(self) -> str:
         return f"<Work {self.id} items {self.index(0)}..+{len(self.positions)}>"
@@ -285,15 +289,23 @@ class FutureJob(Job):
         return self.cancelled or self.future.cancelled()
 
     def drop(self, work: Work) -> None:
-        if not self.future.cancel():
+        if self.future.cancel():
+            _notify_cancelled(self.future)
+        else:
             _set(self.future, exc=CancelledError("the pool shut down before the task ran"))
 
     def on_start(self, work: Work) -> bool:
-        if self.cancelled:
+        future = self.future
+        if future.running():
+            return not self.cancelled  # a retry, or a re-run after its worker died early
+        if future.done():
+            _notify_cancelled(future)
             return False
-        if work.suspect or work.batch.attempts:
-            return not self.future.done()  # a re-run: the future is already RUNNING
-        return self.future.set_running_or_notify_cancel()
+        if self.cancelled:
+            future.cancel()
+            _notify_cancelled(future)
+            return False
+        return future.set_running_or_notify_cancel()
 
     def deliver(
         self,
@@ -305,6 +317,7 @@ class FutureJob(Job):
     ) -> None:
         future = self.future
         if future.done():
+            _notify_cancelled(future)
             return
         if errors:
             exc = errors[0]
@@ -317,6 +330,17 @@ class FutureJob(Job):
             _set(future, exc=self.annotate(exc, 0))
         else:
             _set(future, value=values[0])
+
+
+def _notify_cancelled(future: Future[Any]) -> None:
+    """Move a cancelled future to CANCELLED_AND_NOTIFIED.
+
+    ``concurrent.futures.wait`` and ``as_completed`` count a cancelled future as done
+    only once its executor has acknowledged the cancellation (the standard executors do
+    it when they dequeue the work item); until then they wait for it forever.
+    """
+    if future._state == "CANCELLED":
+        future.set_running_or_notify_cancel()
 
 
 def _set(future: Future[Any], *, value: Any = None, exc: BaseException | None = None) -> None:

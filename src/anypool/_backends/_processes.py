@@ -58,9 +58,10 @@ from .._errors import (
     TaskError,
     TaskTimeout,
     WorkerCrashed,
+    as_task_exception,
     attach,
 )
-from .._tasks import Work
+from .._tasks import FlushMode, Work
 from . import _worker
 from ._base import Backend, ExecutorStats, available_cpus
 
@@ -177,6 +178,7 @@ class ProcessBackend(Backend):
         self._respawns = 0
         self._stats = collections.Counter[str]()
         _live.add(self)
+        _hook_sigterm()
 
     # ── submitting (caller threads) ──────────────────────────────────────────────
 
@@ -327,8 +329,10 @@ class ProcessBackend(Backend):
 
     def _replace(self) -> None:
         with self._lock:
-            if self._closing or self._broken is not None:
+            if self._terminating or self._broken is not None:
                 return
+            if self._closing and not self._pending:
+                return  # shutting down and nothing left to run: no replacement needed
             self._stats["restarts"] += 1
         self._spawn()
 
@@ -423,7 +427,8 @@ class ProcessBackend(Backend):
             if count == 1:
                 values, errors = [None], {0: errors[0]}
             else:
-                self._requeue(work.subset(range(base, base + count)), suspects=True)
+                # Which result would not unpickle? Run them again reporting one by one.
+                self._requeue(work.subset(range(base, base + count), flush=FlushMode.EACH))
                 return
         work.job.deliver(work, base, values, errors or None, elapsed)
 
@@ -438,7 +443,7 @@ class ProcessBackend(Backend):
         if next_work is not None:
             self._send(worker, next_work)
         if len(work.positions) > 1:
-            self._requeue(work, suspects=True)  # which item? run them one by one
+            self._requeue(work, split=True)  # which item? pickle and send them one by one
         else:
             error = _exception(record, "while unpickling the arguments in the worker")
             work.job.deliver(work, 0, [None], {0: error}, 0.0)
@@ -493,17 +498,32 @@ class ProcessBackend(Backend):
             worker.eof = True
 
     def _on_start_failure(self, worker: _Worker) -> None:
+        """A worker died before it was ready. Replace it, unless that is hopeless.
+
+        A worker that exits with an error while starting, before any worker ever
+        started, is taken as systematic (most often a script without a main guard, or an
+        import that fails in a fresh process): the pool breaks at once rather than
+        respawning forever. Deaths by a signal are counted, and break the pool only when
+        they happen several times in a row.
+        """
         self._start_failures += 1
         if self._broken is not None:
             return
-        if not self._ever_ready or self._start_failures >= MAX_START_FAILURES:
-            code = worker.exitcode
-            self._break(
-                BrokenPool(
-                    f"worker processes exit while starting (exit status {code}; their error "
-                    f"is printed above, on standard error). The most common cause: {GUARD_HINT}"
-                )
+        code = worker.exitcode
+        killed = code is not None and code < 0
+        if not killed and not self._ever_ready:
+            message = (
+                f"worker processes exit while starting (exit status {code}; their error is "
+                f"printed above, on standard error). The most common cause: {GUARD_HINT}"
             )
+        elif self._start_failures >= MAX_START_FAILURES:
+            how = WorkerCrashed(code, worker.pid).signal_name or f"exit status {code}"
+            message = (
+                f"worker processes died while starting, {self._start_failures} in a row ({how})"
+            )
+        else:
+            return
+        self._break(BrokenPool(message))
 
     def _check_deadlines(self) -> None:
         now = time.monotonic()
@@ -546,19 +566,16 @@ class ProcessBackend(Backend):
         worker.work = None
         assert work is not None
         if blame.rerun:
-            self._requeue(work.subset(blame.rerun))
-        if blame.suspects:
-            self._requeue(work.subset(blame.suspects), suspects=True)
+            self._requeue(work.subset(blame.rerun, flush=blame.flush))
+        if blame.split:
+            self._requeue(work.subset(blame.split), split=True)
         if blame.offset is not None:
             assert blame.error is not None
             work.job.deliver(work, blame.offset, [None], {0: blame.error})
 
-    def _requeue(self, work: Work, *, suspects: bool = False) -> None:
-        works = (
-            [work.subset([i], suspect=True) for i in range(len(work.positions))]
-            if suspects
-            else [work]
-        )
+    def _requeue(self, work: Work, *, split: bool = False) -> None:
+        """Put ``work`` back at the head of the queue (``split``: as one work per item)."""
+        works = [work.subset([i]) for i in range(len(work.positions))] if split else [work]
         sends = []
         with self._lock:
             if self._terminating or self._broken is not None:
@@ -711,21 +728,27 @@ class ProcessBackend(Backend):
 
 
 class _Blame:
-    """Which item of a work failed (``offset``, ``error``) and what runs again."""
+    """Which item of a work failed (``offset``, ``error``) and what runs again.
 
-    __slots__ = ("error", "offset", "rerun", "suspects")
+    ``rerun`` offsets run again as one work, reporting in ``flush`` mode (None: as
+    before); ``split`` offsets run again as one work each.
+    """
+
+    __slots__ = ("error", "flush", "offset", "rerun", "split")
 
     def __init__(
         self,
         offset: int | None = None,
         error: BaseException | None = None,
         rerun: Sequence[int] = (),
-        suspects: Sequence[int] = (),
+        flush: FlushMode | None = None,
+        split: Sequence[int] = (),
     ) -> None:
         self.offset = offset
         self.error = error
         self.rerun = list(rerun)
-        self.suspects = list(suspects)
+        self.flush = flush
+        self.split = list(split)
 
 
 _PHASES = {
@@ -735,9 +758,15 @@ _PHASES = {
 }
 
 
-def _blame(
-    worker: _Worker, make_error: Callable[[int, str], BaseException], *, timed: bool
-) -> _Blame:
+def _blame(worker: _Worker, make_error: Callable[[int, str], BaseException]) -> _Blame:
+    """Decide, from the worker's shared slot, which item its death or hang is due to.
+
+    When the slot cannot say (a tight FAST loop; several results being pickled; several
+    items being unpickled), the unreported items run again in a finer mode, so that if
+    the fault comes back it comes back pinned to one item: FAST -> TRACKED (the slot names
+    the item), REPORTING -> EACH (one result per report), UNPICKLING -> one work per item.
+    A fault that does not come back (SIGKILL from outside, say) then costs nothing.
+    """
     work = worker.work
     assert work is not None
     first = worker.reported
@@ -752,10 +781,14 @@ def _blame(
         rest = [o for o in unreported if o != position]
         return _Blame(position, make_error(position, "running the task"), rerun=rest)
     phase = _PHASES.get(position, "running the task")
-    if len(unreported) == 1 or (timed and position == _worker.PHASE_REPORTING):
-        # Timed works report every item, so the one being reported is the first left.
+    each = work.flush is FlushMode.EACH
+    if len(unreported) == 1 or (each and position == _worker.PHASE_REPORTING):
+        # A work in EACH mode reports every item, so the one being reported is the first.
         return _Blame(first, make_error(first, phase), rerun=unreported[1:])
-    return _Blame(suspects=unreported)  # ambiguous: run them one by one to find out
+    if position == _worker.PHASE_UNPICKLING:
+        return _Blame(split=unreported)
+    finer = FlushMode.EACH if position == _worker.PHASE_REPORTING else FlushMode.TRACKED
+    return _Blame(rerun=unreported, flush=finer)
 
 
 def _blame_crash(worker: _Worker) -> _Blame:
@@ -764,16 +797,16 @@ def _blame_crash(worker: _Worker) -> _Blame:
     assert work is not None
 
     def error(offset: int, phase: str) -> BaseException:
-        return WorkerCrashed(exitcode, worker.pid, work.index(offset), phase)
+        return WorkerCrashed(exitcode, worker.pid, work.item_index(offset), phase)
 
-    return _blame(worker, error, timed=False)
+    return _blame(worker, error)
 
 
 def _blame_timeout(worker: _Worker) -> _Blame:
     work = worker.work
     assert work is not None and work.job.task_timeout is not None
     timeout = work.job.task_timeout
-    return _blame(worker, lambda offset, _: TaskTimeout(timeout, work.index(offset)), timed=True)
+    return _blame(worker, lambda offset, _: TaskTimeout(timeout, work.item_index(offset)))
 
 
 # ── helpers ─────────────────────────────────────────────────────────────────────
@@ -816,8 +849,9 @@ def _decode_results(
             errors[offset] = _exception(record)
     try:
         values: list[Any] = pickle.loads(blob)
-    except BaseException as exc:
-        error = attach(exc, "anypool: raised while unpickling the task's result in the parent")
+    except BaseException as exc:  # the result's own code ran here, in the dispatcher
+        error = as_task_exception(exc)
+        attach(error, "anypool: raised while unpickling the task's result in the parent")
         return None, {0: error}
     return values, errors
 
@@ -875,6 +909,33 @@ def _close_quietly(conn: Any) -> None:
         conn.close()
     except OSError:
         pass
+
+
+# ── SIGTERM ────────────────────────────────────────────────────────────────────
+#
+# SIGTERM's default action kills this process on the spot: no finally blocks, no
+# shutdown, workers left to notice their parent is gone. While a process pool is alive,
+# anypool makes SIGTERM raise KeyboardInterrupt in the main thread instead (as Ctrl-C
+# does), so the caller's `with` block stops the workers promptly and cleanly. Only the
+# default handler is replaced, never one the program installed itself; once no pool is
+# alive, the handler restores the default and re-sends the signal to itself.
+
+
+def _hook_sigterm() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError):  # not the main interpreter, or no such signal here
+        pass
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    if any(not b._closing for b in list(_live)):
+        raise KeyboardInterrupt("SIGTERM")
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _terminate_all() -> None:

@@ -205,7 +205,7 @@ class ThreadBackend(Backend):
         self._lock.notify_all()
         self._timed_out += 1
         self._abandoned += 1
-        error = TaskTimeout(work.job.task_timeout, work.index(offset))
+        error = TaskTimeout(work.job.task_timeout, work.item_index(offset))
         rest = list(range(offset + 1, len(work.positions)))
         if not self._closed:
             self._start_thread()

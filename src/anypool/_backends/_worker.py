@@ -84,7 +84,31 @@ def main(
 def _harden() -> None:
     # Ctrl-C is the parent's to handle: it stops the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _release_forkserver()
     _die_with_parent()
+
+
+def _release_forkserver() -> None:
+    """Drop this worker's hold on the fork server that started it.
+
+    Every process the fork server starts inherits the write end of the pipe whose EOF
+    tells the server its main process is gone. While any worker holds it, a server whose
+    main process was SIGKILLed never exits, and the workers, whose parent it is, never
+    get their parent-death signal: both would outlive the program. A worker needs no
+    such hold: if a task starts processes itself, multiprocessing starts a new server.
+    """
+    if "multiprocessing.forkserver" not in sys.modules:
+        return
+    from multiprocessing import forkserver
+
+    server: Any = forkserver._forkserver
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if fd is not None and getattr(server, "_forkserver_pid", None) is None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+        server._forkserver_alive_fd = None
 
 
 def _die_with_parent() -> None:
