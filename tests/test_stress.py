@@ -3,8 +3,11 @@ version never does; the interpreter is left as it was."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +97,20 @@ def test_bad_arguments(kwargs: dict[str, object], error: type[Exception], messag
     call = {"fn": Counter().increment, **kwargs}
     with pytest.raises(error, match=message):
         stress(**call)  # type: ignore[arg-type]
+
+
+def test_bench_race_experiment(tmp_path: Path) -> None:
+    out = tmp_path / "race.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "anypool", "bench", "--workloads", "race", "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    assert data["results"] == []  # the per-backend table's key keeps its shape
+    lost = {(r["counter"], r["scheduling"]): r["lost"] for r in data["race"]}
+    assert lost[("unlocked", "stressed")] > 0
+    assert lost[("locked", "normal")] == lost[("locked", "stressed")] == 0
+    assert "race" in proc.stdout and "locked counter was exact" in " ".join(proc.stdout.split())
