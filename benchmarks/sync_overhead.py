@@ -57,9 +57,16 @@ def main() -> None:
     print(f"Python {platform.python_version()}, {loops:,} pairs per round, best of {ROUNDS}")
     base = {fn: best_ns(fn, threading.Lock(), loops) for fn in (with_statement, acquire_release)}
     rows = [("threading.Lock", threading.Lock, False), ("threading.RLock", threading.RLock, False)]
-    rows += [("anypool.sync.Lock", anypool.sync.Lock, False), ("anypool.sync.RLock", anypool.sync.RLock, False)]
-    rows += [("anypool.sync.Lock", anypool.sync.Lock, True), ("anypool.sync.RLock", anypool.sync.RLock, True)]
-    print(f"{'lock':20} {'checking':8} {'with (ns)':>10} {'ratio':>6} {'acq/rel (ns)':>13} {'ratio':>6}")
+    rows += [
+        ("anypool.sync.Lock", anypool.sync.Lock, False),
+        ("anypool.sync.RLock", anypool.sync.RLock, False),
+    ]
+    rows += [
+        ("anypool.sync.Lock", anypool.sync.Lock, True),
+        ("anypool.sync.RLock", anypool.sync.RLock, True),
+    ]
+    header = f"{'lock':20} {'checking':8} {'with (ns)':>10} {'ratio':>6}"
+    print(header + f" {'acq/rel (ns)':>13} {'ratio':>6}")
     for name, factory, checking in rows:
         lock = factory()
         if checking:

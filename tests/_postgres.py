@@ -31,6 +31,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _run(*argv: str) -> None:
+    subprocess.run(_as_postgres(*argv), check=True, capture_output=True, timeout=120)
+
+
 def _as_postgres(*argv: str) -> list[str]:
     if os.geteuid() != 0:
         return list(argv)
@@ -48,13 +52,22 @@ def postgres_server() -> Iterator[str]:
         if os.geteuid() == 0:
             shutil.chown(tmp, "postgres", "postgres")
         data, port = tmp / "data", free_port()
-        run = lambda *a: subprocess.run(_as_postgres(*a), check=True, capture_output=True, timeout=120)  # noqa: E731
-        run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync")
+        _run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync")
         options = f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off"
-        run(str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(tmp / "log"), "-w", "start")
+        _run(
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(tmp / "log"),
+            "-w",
+            "start",
+        )
         try:
             yield f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
         finally:
-            run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+            _run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

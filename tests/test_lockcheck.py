@@ -10,6 +10,7 @@ import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -91,14 +92,16 @@ def test_strict_raises_before_acquiring_so_nothing_hangs() -> None:
 
 def test_a_cycle_through_three_locks() -> None:
     a, b, c = (anypool.sync.RLock(name=n) for n in "abc")
-    with pytest.warns(anypool.sync.LockOrderWarning):
-        with anypool.sync.lockcheck() as check:
-            with a, b:
-                pass
-            with b, c:
-                pass
-            with c, a:  # c -> a closes a -> b -> c
-                pass
+
+    def take(first: Any, second: Any) -> None:
+        with first, second:
+            pass
+
+    with anypool.sync.lockcheck() as check:
+        take(a, b)
+        take(b, c)
+        with pytest.warns(anypool.sync.LockOrderWarning):
+            take(c, a)  # c -> a closes a -> b -> c
     [inversion] = check.inversions
     assert set(inversion.locks) == {"a", "b", "c"}
     assert [(e.held, e.acquired) for e in inversion.earlier] == [("a", "b"), ("b", "c")]
@@ -195,7 +198,11 @@ def run_script(tmp_path: Path, code: str, env: dict[str, str]) -> subprocess.Com
 
 @pytest.mark.parametrize("fixed", [False, True])
 def test_environment_variable_turns_checking_on(tmp_path: Path, fixed: bool) -> None:
-    order = {"first": "lock_a", "second": "lock_b"} if fixed else {"first": "lock_b", "second": "lock_a"}
+    order = (
+        {"first": "lock_a", "second": "lock_b"}
+        if fixed
+        else {"first": "lock_b", "second": "lock_a"}
+    )
     proc = run_script(tmp_path, SCRIPT_ANYPOOL_LOCKS.format(**order), {"ANYPOOL_LOCKCHECK": "1"})
     assert proc.returncode == 0, proc.stderr
     assert "finished" in proc.stdout
@@ -276,3 +283,16 @@ def test_watchdog_prints_every_thread_and_who_holds_what(tmp_path: Path) -> None
 def test_set_watchdog_bad_values(seconds: object, error: type[Exception]) -> None:
     with pytest.raises(error, match="watchdog seconds"):
         anypool.sync.set_watchdog(seconds)  # type: ignore[arg-type]
+
+
+def test_the_example_script() -> None:
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run(
+        [sys.executable, str(root / "examples" / "lock_order.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "found: 'lock_b' -> 'lock_a'" in proc.stdout
+    assert "fixed version, inversions: 0" in proc.stdout

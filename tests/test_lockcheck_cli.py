@@ -41,10 +41,14 @@ raise SystemExit({status})
 """
 
 
-def lockcheck(tmp_path: Path, *args: str, fixed: bool = False, status: int = 0) -> subprocess.CompletedProcess[str]:
+def lockcheck(
+    tmp_path: Path, *args: str, fixed: bool = False, status: int = 0
+) -> subprocess.CompletedProcess[str]:
     order = ("lock_a", "lock_b") if fixed else ("lock_b", "lock_a")
     script = tmp_path / "script.py"
-    script.write_text(textwrap.dedent(GUIDE_93.format(first=order[0], second=order[1], status=status)))
+    script.write_text(
+        textwrap.dedent(GUIDE_93.format(first=order[0], second=order[1], status=status))
+    )
     return subprocess.run(
         [sys.executable, "-m", "anypool", "lockcheck", *args, "--", "python", str(script)],
         capture_output=True,

@@ -3,7 +3,6 @@ and works with sqlite3 and a real PostgreSQL server."""
 
 from __future__ import annotations
 
-import gc
 import sqlite3
 import threading
 import time
@@ -115,7 +114,9 @@ def test_check_that_raises_counts_as_failed() -> None:
 def test_timeout_names_where_the_resources_are_held() -> None:
     pool = anypool.ResourcePool(Resource, size=1)
     with pool.acquire():
-        with pytest.raises(anypool.PoolTimeout, match=r"all 1 are in use, borrowed at: test_resources.py:\d+"):
+        with pytest.raises(
+            anypool.PoolTimeout, match=r"all 1 are in use, borrowed at: test_resources.py:\d+"
+        ):
             with pool.acquire(timeout=0.05):
                 pass
     assert isinstance(anypool.PoolTimeout("x"), TimeoutError)
@@ -163,11 +164,10 @@ def test_leak_by_a_thread_that_ended_is_reported_and_freed() -> None:
 
 def test_leak_by_a_loan_never_exited_is_reported_when_collected() -> None:
     pool = anypool.ResourcePool(Resource, size=1)
-    loan = pool.acquire()
-    resource = loan.__enter__()
+    loans = [pool.acquire()]
+    resource = loans[0].__enter__()
     with pytest.warns(anypool.ResourceLeakWarning, match="garbage-collected without being exited"):
-        del loan
-        gc.collect()
+        loans.clear()  # the last reference: collected now
     with pool.acquire(timeout=30) as other:
         assert other is not resource  # the leaked one may still be in use: never re-lent
     assert pool.stats().leaked == 1

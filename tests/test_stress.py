@@ -38,7 +38,9 @@ def test_unlocked_counter_loses_updates_in_10_of_10_runs() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("make_lock", [threading.Lock, anypool.sync.Lock], ids=["threading", "anypool"])
+@pytest.mark.parametrize(
+    "make_lock", [threading.Lock, anypool.sync.Lock], ids=["threading", "anypool"]
+)
 def test_locked_counter_is_exact_in_10_of_10_runs(make_lock: type) -> None:
     # repeat=300 keeps this at a few seconds on 2 cores: every forced switch inside the
     # critical section makes seven threads queue on the lock.
@@ -57,10 +59,20 @@ def test_without_interleaving_nothing_is_forced() -> None:
 
 
 def test_interpreter_settings_are_restored() -> None:
-    before = (sys.gettrace(), threading.gettrace(), sys.getswitchinterval(), threading.active_count())
+    before = (
+        sys.gettrace(),
+        threading.gettrace(),
+        sys.getswitchinterval(),
+        threading.active_count(),
+    )
     result = stress(Counter().increment, threads=4, repeat=50)
     assert result.switches > 0
-    after = (sys.gettrace(), threading.gettrace(), sys.getswitchinterval(), threading.active_count())
+    after = (
+        sys.gettrace(),
+        threading.gettrace(),
+        sys.getswitchinterval(),
+        threading.active_count(),
+    )
     assert before == after
 
 
@@ -102,7 +114,17 @@ def test_bad_arguments(kwargs: dict[str, object], error: type[Exception], messag
 def test_bench_race_experiment(tmp_path: Path) -> None:
     out = tmp_path / "race.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "anypool", "bench", "--workloads", "race", "--quick", "--json", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "anypool",
+            "bench",
+            "--workloads",
+            "race",
+            "--quick",
+            "--json",
+            str(out),
+        ],
         capture_output=True,
         text=True,
         timeout=120,

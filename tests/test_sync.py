@@ -190,7 +190,9 @@ def test_release_unheld_raises_runtime_error(make_mutex: Callable[..., Any]) -> 
         make_mutex().release()
 
 
-def test_hold_time_is_measured_only_while_tracking(make_mutex: Callable[..., Any], mode: str) -> None:
+def test_hold_time_is_measured_only_while_tracking(
+    make_mutex: Callable[..., Any], mode: str
+) -> None:
     lock = make_mutex()
     with lock:
         pass

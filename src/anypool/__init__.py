@@ -76,4 +76,5 @@ del _name, _obj
 
 # Public submodules: anypool.sync (instrumented threading primitives, lock-order
 # checking) and anypool.testing (stress). Imported last: they import the names above.
-from . import sync, testing  # noqa: E402
+from . import sync as sync  # noqa: E402
+from . import testing as testing  # noqa: E402

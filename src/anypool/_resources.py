@@ -501,7 +501,7 @@ class ResourcePool(Generic[R]):
 def _cheap_stack() -> list[tuple[str, int, str]]:
     """(file, line, function) of every frame, innermost first: about a microsecond per
     frame, where traceback.extract_stack() reads source lines for each."""
-    frames = []
+    frames: list[tuple[str, int, str]] = []
     frame = sys._getframe(2)
     while frame is not None and len(frames) < MAX_STACK_FRAMES:
         frames.append((frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name))

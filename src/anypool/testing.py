@@ -158,10 +158,8 @@ class _Run:
         try:
             if tracer is not None:
                 sys.settrace(tracer.on_call)
-            for calls in range(1, self.repeat + 1):  # noqa: B007 - read after the loop
-                if self.stop:
-                    calls -= 1
-                    break
+            while calls < self.repeat and not self.stop:
+                calls += 1
                 self.fn(*self.args)
         except BaseException as exc:  # a worker must report, never die silently
             self.errors.append((index, calls, exc))

@@ -75,9 +75,7 @@ def reading(results: Sequence[Measurement]) -> str:
     return " ".join(parts)
 
 
-def to_json(
-    results: Sequence[Measurement], extra: dict[str, Any] | None = None
-) -> dict[str, Any]:
+def to_json(results: Sequence[Measurement], extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The bench's JSON; ``extra`` adds experiments with their own shape (``"race"``)."""
     return {
         "anypool": __version__,

@@ -24,7 +24,7 @@ def patch_threading() -> None:
     (while anypool itself was imported) stay plain."""
     from ._locks import Lock, RLock
 
-    threading.Lock = Lock  # type: ignore[misc, assignment]
+    threading.Lock = Lock  # type: ignore[assignment]
     threading.RLock = RLock  # type: ignore[assignment]
 
 
@@ -47,7 +47,7 @@ def _write_report(checker: Any, path: str) -> None:
 
 
 #: The sitecustomize module ``anypool lockcheck`` puts first on PYTHONPATH.
-SITECUSTOMIZE = '''\
+SITECUSTOMIZE = """\
 # Written by `anypool lockcheck`: turns lock-order checking on in every Python process
 # the checked command starts, then runs the sitecustomize module this one hides.
 import importlib.machinery
@@ -72,4 +72,4 @@ if _spec is not None and _spec.loader is not None:
     _module = importlib.util.module_from_spec(_spec)
     sys.modules["sitecustomize"] = _module
     _spec.loader.exec_module(_module)
-'''
+"""

@@ -147,8 +147,7 @@ class TrackedLock:
         self._acquisitions += 1
         self._contended += 1
         self._wait_total += waited
-        if waited > self._wait_max:
-            self._wait_max = waited
+        self._wait_max = max(self._wait_max, waited)
         return True
 
     # -- tracked mode -----------------------------------------------------------------
@@ -199,8 +198,7 @@ class TrackedLock:
         if self._holder_generation != _state.generation:
             return  # acquired in an earlier tracked period: its record is gone
         hold = _clock() - self._acquired_at
-        if hold > self._hold_max:
-            self._hold_max = hold
+        self._hold_max = max(self._hold_max, hold)
         held = holder.held
         for i in range(len(held) - 1, -1, -1):  # usually the last one taken
             if held[i] is self:

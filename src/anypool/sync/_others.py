@@ -149,7 +149,8 @@ class Condition:
     def __init__(self, lock: Any = None, *, name: str | None = None) -> None:
         self._name = _default_name("Condition", name)
         self.lock: Any = RLock(name=f"{self._name}.lock") if lock is None else lock
-        self._inner = threading.Condition(self.lock)
+        # threading.Condition takes any lock-like object; its stub names only its own.
+        self._inner = threading.Condition(self.lock)  # type: ignore[arg-type]
         self._waits = Waits()
 
     @property
@@ -295,7 +296,7 @@ class Barrier:
         if parties < 1:
             raise ValueError(f"parties must be >= 1, got {parties}")
         self._name = _default_name("Barrier", name)
-        self._inner = threading.Barrier(parties, action, timeout)
+        self._inner = threading.Barrier(parties, action, timeout)  # type: ignore[arg-type]
         self._waits = Waits()
 
     @property

@@ -7,6 +7,7 @@ import dataclasses
 import itertools
 import sys
 from pathlib import Path
+from typing import Any
 
 __all__ = ["LockStats", "Waits", "creation_site", "next_serial"]
 
@@ -22,12 +23,12 @@ def next_serial() -> int:
 
 def creation_site() -> str:
     """``file:line`` of the first caller outside anypool.sync and threading.py."""
-    frame = sys._getframe(1)
+    frame: Any = sys._getframe(1)
     while frame is not None:
         filename = frame.f_code.co_filename
         if not filename.startswith(_HERE) and filename != _THREADING:
             return f"{Path(filename).name}:{frame.f_lineno}"
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
     return "?"
 
 
