@@ -339,3 +339,18 @@ def test_bounded_semaphore_refuses_extra_release() -> None:
     sem = anypool.sync.BoundedSemaphore(2)
     with pytest.raises(ValueError, match="too many"):
         sem.release()
+
+
+def test_public_names_of_anypool_sync() -> None:
+    import inspect
+
+    assert anypool.sync.__all__ == sorted(anypool.sync.__all__)
+    for name in anypool.sync.__all__:
+        obj = getattr(anypool.sync, name)
+        assert obj.__module__ == "anypool.sync", name
+        assert obj.__doc__, name
+    for name in ("Lock", "RLock", "Semaphore", "Condition", "Event", "Barrier", "lockcheck"):
+        assert "Example::" in (getattr(anypool.sync, name).__doc__ or ""), name
+    assert inspect.ismodule(anypool.sync) and inspect.ismodule(anypool.testing)
+    for name in ("ResourcePool", "PoolTimeout"):
+        assert "Example::" in (getattr(anypool, name).__doc__ or ""), name
