@@ -9,6 +9,7 @@ import pytest
 import anypool
 
 from ._leaks import shm_entries, stop_helpers, wait_until_clean, worker_processes
+from ._postgres import postgres_server
 
 # Every pool backend of the conformance suite; a new backend is tested by adding it here.
 # "processes-spawn" is the processes backend under the spawn start method.
@@ -70,3 +71,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if leftover or threads:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         print(f"\nLEAK at session end: processes {sorted(leftover)}, threads {threads}")
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    """A real PostgreSQL server on 127.0.0.1 for this test session (see _postgres.py)."""
+    try:
+        server = postgres_server()
+        dsn = server.__enter__()
+    except FileNotFoundError as exc:
+        pytest.skip(f"PostgreSQL is not installed ({exc}); .ci/run installs postgresql-15")
+    try:
+        yield dsn
+    finally:
+        server.__exit__(None, None, None)

@@ -30,6 +30,13 @@ from ._errors import (
     WorkerCrashed,
 )
 from ._executor import DEFAULT_BACKEND, Executor, imap, imap_unordered, map
+from ._resources import (
+    PoolClosed,
+    PoolTimeout,
+    ResourceLeakWarning,
+    ResourcePool,
+    ResourcePoolStats,
+)
 from ._version import __version__
 
 __all__ = [
@@ -40,7 +47,12 @@ __all__ = [
     "ExecutorStats",
     "Failure",
     "InitializerError",
+    "PoolClosed",
+    "PoolTimeout",
     "RemoteTraceback",
+    "ResourceLeakWarning",
+    "ResourcePool",
+    "ResourcePoolStats",
     "SerializationError",
     "TaskError",
     "TaskTimeout",
@@ -61,3 +73,8 @@ for _name in __all__:
         except (AttributeError, TypeError):
             pass
 del _name, _obj
+
+# Public submodules: anypool.sync (instrumented threading primitives, lock-order
+# checking) and anypool.testing (stress). Imported last: they import the names above.
+from . import sync as sync  # noqa: E402
+from . import testing as testing  # noqa: E402

@@ -14,6 +14,7 @@ __all__ = ["main"]
 COMMANDS = (
     "anypool._bench._command",
     "anypool._info",
+    "anypool._lockcheck_cli",
 )
 
 

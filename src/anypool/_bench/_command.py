@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 
 from .._backends import backend_names
+from . import _race
 from ._workloads import WORKLOADS
 
 __all__ = ["register"]
@@ -33,9 +34,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument(
         "--workloads",
-        type=_names(list(WORKLOADS)),
+        type=_names([*WORKLOADS, _race.NAME]),
         default=None,
-        help=f"comma-separated, from: {','.join(WORKLOADS)}",
+        help=f"comma-separated, from: {','.join([*WORKLOADS, _race.NAME])} (race: lost "
+        "updates of an unlocked counter, printed as its own table)",
     )
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--plot", metavar="PATH", help="also draw a PNG bar chart (needs anypool[plot])")
@@ -88,24 +90,34 @@ def run(args: argparse.Namespace) -> int:
     ]
     if "serial" not in backends:
         backends = ["serial", *backends]
-    workloads = args.workloads or list(WORKLOADS)
+    chosen = args.workloads or [*WORKLOADS, _race.NAME]
+    workloads = [w for w in chosen if w in WORKLOADS]
     tasks = args.tasks or preset["tasks"]
     repeat = args.repeat or preset["repeat"]
-    with console.status("measuring...") as status:
-        results = run_bench(
-            workloads,
-            backends,
-            tasks=tasks,
-            workers=args.workers,
-            repeat=repeat,
-            on_result=lambda m: status.update(f"measured {m.workload} on {m.backend}..."),
-        )
-    console.print(table(results))
-    console.print(reading(results), soft_wrap=False)
+    results = []
+    if workloads:
+        with console.status("measuring...") as status:
+            results = run_bench(
+                workloads,
+                backends,
+                tasks=tasks,
+                workers=args.workers,
+                repeat=repeat,
+                on_result=lambda m: status.update(f"measured {m.workload} on {m.backend}..."),
+            )
+        console.print(table(results))
+        console.print(reading(results), soft_wrap=False)
+    extra = {}
+    if _race.NAME in chosen:
+        with console.status("measuring lost updates (race)..."):
+            race = _race.run(quick=args.quick)
+        console.print(_race.table(race))
+        console.print(_race.reading(race), soft_wrap=False)
+        extra[_race.NAME] = [row.as_json() for row in race]
     if args.json:
-        write_json(results, args.json)
+        write_json(results, args.json, extra)
         console.print(f"JSON written to {args.json}")
-    if args.plot:
+    if args.plot and results:
         try:
             write_plot(results, args.plot)
         except PlotUnavailable as exc:

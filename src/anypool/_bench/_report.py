@@ -75,18 +75,22 @@ def reading(results: Sequence[Measurement]) -> str:
     return " ".join(parts)
 
 
-def to_json(results: Sequence[Measurement]) -> dict[str, Any]:
+def to_json(results: Sequence[Measurement], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The bench's JSON; ``extra`` adds experiments with their own shape (``"race"``)."""
     return {
         "anypool": __version__,
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "cpus": available_cpus(),
         "gil_enabled": gil_enabled(),
         "results": [m.as_json() for m in results],
+        **(extra or {}),
     }
 
 
-def write_json(results: Sequence[Measurement], path: str) -> None:
-    Path(path).write_text(json.dumps(to_json(results), indent=2) + "\n")
+def write_json(
+    results: Sequence[Measurement], path: str, extra: dict[str, Any] | None = None
+) -> None:
+    Path(path).write_text(json.dumps(to_json(results, extra), indent=2) + "\n")
 
 
 class PlotUnavailable(RuntimeError):
