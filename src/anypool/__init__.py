@@ -17,6 +17,8 @@ Example::
 
 from __future__ import annotations
 
+from ._amap import amap
+from ._auto import Profile, profile
 from ._backends import ExecutorStats
 from ._errors import (
     AnypoolError,
@@ -40,15 +42,18 @@ __all__ = [
     "ExecutorStats",
     "Failure",
     "InitializerError",
+    "Profile",
     "RemoteTraceback",
     "SerializationError",
     "TaskError",
     "TaskTimeout",
     "WorkerCrashed",
     "__version__",
+    "amap",
     "imap",
     "imap_unordered",
     "map",
+    "profile",
 ]
 
 # Public objects say they come from `anypool`, not from the private module that

@@ -153,6 +153,17 @@ class MapRun:
 
     # ── feeding ──────────────────────────────────────────────────────────────────
 
+    def adopt(self, batches: Sequence[Batch]) -> None:
+        """Take over batches that were started elsewhere, before any of this run's own:
+        the first items of the input, run by ``backend="auto"`` while it measured them.
+        Their outcomes reach the job's inbox like any backend's."""
+        for batch in batches:
+            assert batch.seq == self.seq and batch.start == self.submitted
+            self.batches.append(batch)
+            self.open_batches += 1
+            self.seq += 1
+            self.submitted += len(batch)
+
     def top_up(self) -> None:
         """Cut and submit batches while there is room in flight."""
         while (
