@@ -29,6 +29,10 @@ def fib(n: int) -> int:
     return n if n < 2 else fib(n - 1) + fib(n - 2)
 
 
+def fib_guarded(n: int, guard: object = None) -> int:
+    return fib(n)
+
+
 def square(x: int) -> int:
     return x * x
 
@@ -249,11 +253,13 @@ def test_submit_moves_gil_bound_tasks_to_processes_once() -> None:
 
 def test_submit_with_unpicklable_arguments_falls_back_to_threads() -> None:
     with anypool.Executor() as ex:
-        list(ex.map(fib, [27] * 24))
-        lock = threading.Lock()
-        assert ex.submit(fib, 15, *(() if lock else ())).result(timeout=30) == fib(15)
-        future = ex.submit(lambda n, guard: fib(n), 15, lock)
-        assert future.result(timeout=30) == fib(15)
+        list(ex.map(fib_guarded, [27] * 24))
+        assert ex.explain().backend == "processes", str(ex.explain())
+        lock = threading.Lock()  # cannot be pickled for a process
+        assert ex.submit(fib_guarded, 15, lock).result(timeout=30) == fib(15)
+        assert ex.explain().note == "its arguments do not pickle, so this call ran on threads"
+        assert ex.submit(fib_guarded, 15).result(timeout=30) == fib(15)
+        assert ex.explain().backend == "processes"
 
 
 # ── explaining ─────────────────────────────────────────────────────────────────

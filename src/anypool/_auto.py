@@ -200,7 +200,8 @@ class Profile:
             rows.append(f"  {label + ':':<19}{value}")
         if self.predicted:
             guesses = ", ".join(f"{k} {_seconds(v)}" for k, v in self.predicted.items())
-            rows.append(f"  {'predicted:':<19}{guesses} (for the items left)")
+            per = "the items left" if self.items_total is not None else "1000 items"
+            rows.append(f"  {'predicted:':<19}{guesses} (for {per})")
         if self.note:
             rows.append(f"  {'note:':<19}{self.note}")
         return "\n".join(rows)
@@ -228,7 +229,9 @@ class Profile:
         if self.picklable is False:
             rows.append(("pickles", "no: processes cannot run it"))
         if self.process_start_seconds is not None:
-            rows.append(("process start-up", _seconds(self.process_start_seconds)))
+            start = self.process_start_seconds
+            text = _seconds(start) if start else "none: this executor's process pool is running"
+            rows.append(("process start-up", text))
         gil = "enabled" if self.gil_enabled else "disabled (free-threaded)"
         rows.append(("machine", f"{self.cpus} CPU(s), GIL {gil}"))
         if self.probe_seconds:
