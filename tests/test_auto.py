@@ -76,7 +76,7 @@ class Counted:
 
 def test_pure_python_cpu_work_goes_to_processes() -> None:
     with anypool.Executor() as ex:
-        assert list(ex.map(fib, [27] * 24)) == [fib(27)] * 24
+        assert list(ex.map(fib, [27] * 40)) == [fib(27)] * 40
         profile = ex.explain()
     assert profile.backend == "processes", str(profile)
     assert ex.backend == "processes"
@@ -208,11 +208,44 @@ def test_a_failing_initializer_is_reported() -> None:
             list(ex.map(square, range(10)))
 
 
+def test_measuring_respects_max_in_flight() -> None:
+    produced = 0
+
+    def source():
+        nonlocal produced
+        for i in range(200_000):
+            produced += 1
+            yield i
+
+    seen = 0
+    with anypool.Executor(max_in_flight=64) as ex:
+        for value in ex.imap(square, source()):
+            assert value == seen * seen
+            seen += 1
+            assert produced - seen <= 64
+    assert seen == 200_000
+
+
 def test_closing_a_map_early_stops_it() -> None:
     with anypool.Executor(max_in_flight=1000) as ex:
         results = ex.map(square, range(10**9))
         assert [next(results) for _ in range(3)] == [0, 1, 4]
         results.close()  # type: ignore[attr-defined]
+
+
+def heavy_then_tiny(x: int) -> int:
+    return fib(25) if x < 40 else x * x
+
+
+def test_a_map_changes_its_mind_once_when_later_items_differ() -> None:
+    with anypool.Executor() as ex:
+        results = list(ex.map(heavy_then_tiny, (i for i in range(300_000))))
+        profile = ex.explain()
+    assert results[:40] == [fib(25)] * 40
+    assert results[40:] == [x * x for x in range(40, 300_000)]
+    assert profile.backend == "serial", str(profile)
+    assert profile.note.startswith("changed its mind: later items took")
+    assert profile.note.endswith("first processes")
 
 
 # ── submit ─────────────────────────────────────────────────────────────────────
@@ -230,7 +263,7 @@ def test_submit_runs_on_threads_until_it_knows_better() -> None:
 
 def test_submit_follows_what_map_measured() -> None:
     with anypool.Executor() as ex:
-        list(ex.map(fib, [27] * 24))
+        list(ex.map(fib, [27] * 40))
         assert ex.explain().backend == "processes"
         assert ex.submit(fib, 20).result(timeout=30) == fib(20)
         assert ex.explain().backend == "processes"
@@ -253,7 +286,7 @@ def test_submit_moves_gil_bound_tasks_to_processes_once() -> None:
 
 def test_submit_with_unpicklable_arguments_falls_back_to_threads() -> None:
     with anypool.Executor() as ex:
-        list(ex.map(fib_guarded, [27] * 24))
+        list(ex.map(fib_guarded, [27] * 40))
         assert ex.explain().backend == "processes", str(ex.explain())
         lock = threading.Lock()  # cannot be pickled for a process
         assert ex.submit(fib_guarded, 15, lock).result(timeout=30) == fib(15)

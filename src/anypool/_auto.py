@@ -26,6 +26,9 @@ The rules of ``decide()`` (docs/auto.md explains them with examples):
 5. otherwise predict each pool's time for the items left (per-item time, transfer cost of
    its argument and result, pool start-up) and take the fastest, a pool only when it
    beats the loop by ``POOL_GAIN``.
+
+Within a map, auto changes its mind once if later items take 10x more or less time than
+the measured ones and deciding again picks another backend (``_MapWatch``).
 """
 
 from __future__ import annotations
@@ -68,6 +71,10 @@ WAITING_THREADS = 64
 #: submits of it go; and the CPU time per task below which processes cannot pay.
 SUBMIT_SAMPLE = 8
 SUBMIT_PROCESS_MIN = 0.002
+#: Within a map, the per-item time must change by this factor, seen after this many more
+#: items, for auto to decide again: rarely enough that noise never triggers it.
+RECHOOSE_FACTOR = 10.0
+RECHOOSE_AFTER = 100
 
 
 # ── costs ───────────────────────────────────────────────────────────────────────
@@ -526,11 +533,61 @@ def _finish(
 
 @dataclasses.dataclass
 class MapChoice:
-    """A map's backend, and the batches its probe already started (to adopt)."""
+    """A map's backend, the batches its probe already started (to adopt), and a
+    callback for the map to ask, as it goes, whether to move to another backend."""
 
     backend: Backend
     batches: list[Batch]
     profile: Profile
+    rechoose: Callable[[float, int], Backend | None] | None = None
+
+
+class _MapWatch:
+    """The one change of mind within a map: while the per-item time its backend reports
+    differs from the measured one by ``RECHOOSE_FACTOR`` or more, after at least
+    ``RECHOOSE_AFTER`` more items, decide again with the new time (every other
+    measurement kept); the first time that picks another backend, the rest of the input
+    goes there, and the choice is final."""
+
+    def __init__(
+        self,
+        chooser: AutoChooser,
+        job: Job,
+        total: int | None,
+        chosen: Profile,
+        probe: tuple[Measurements, Transfer] | None,
+    ) -> None:
+        self.chooser = chooser
+        self.job = job
+        self.total = total
+        self.chosen = chosen
+        self.probe = probe
+
+    def __call__(self, per_item: float, submitted: int) -> Backend | None:
+        if self.probe is None:
+            return None
+        measured, transfer = self.probe
+        t = measured.seconds_per_item
+        if not t or submitted < measured.items_taken + RECHOOSE_AFTER:
+            return None
+        if 1 / RECHOOSE_FACTOR < per_item / t < RECHOOSE_FACTOR:
+            return None
+        later = dataclasses.replace(
+            measured,
+            seconds_per_item=per_item,
+            per_item_is_lower_bound=False,
+            items_taken=submitted,
+            exhausted=False,
+        )
+        again = decide(later, transfer, self.chooser._context(self.job, self.total))
+        if again.backend == self.chosen.backend:
+            return None
+        self.probe = None  # once: the choice is final now
+        note = (
+            f"changed its mind: later items took {_seconds(per_item)} each, not "
+            f"{_seconds(t)}; first {self.chosen.backend}"
+        )
+        return self.chooser._use(dataclasses.replace(again, note=note))
 
 
 class _SubmitWatch:
@@ -626,9 +683,12 @@ class AutoChooser:
 
     # ── map ──────────────────────────────────────────────────────────────────────
 
-    def choose_for_map(self, job: Job, items: Iterator[Any], total: int | None) -> MapChoice:
-        """Measure ``job.fn`` on the first of ``items`` (which it consumes) and choose."""
-        chosen, probe = self.measure(job, items, total)
+    def choose_for_map(
+        self, job: Job, items: Iterator[Any], total: int | None, limit: int = 2**62
+    ) -> MapChoice:
+        """Measure ``job.fn`` on the first of ``items`` (at most ``limit`` of them, which
+        it consumes) and choose."""
+        chosen, probe = self.measure(job, items, total, limit)
         backend = self._use(chosen)
         if probe is None:
             return MapChoice(backend, [], chosen)
@@ -636,22 +696,25 @@ class AutoChooser:
         if chosen.backend != "serial":
             self._remember(job.fn, chosen)
         batches, probe.batches = probe.batches, []  # the map owns them now
-        return MapChoice(backend, batches, chosen)
+        watch = _MapWatch(self, job, total, chosen, probe.last)
+        return MapChoice(backend, batches, chosen, watch)
 
     def measure(
-        self, job: Job, items: Iterator[Any], total: int | None
+        self, job: Job, items: Iterator[Any], total: int | None, limit: int = 2**62
     ) -> tuple[Profile, Probe | None]:
         """The choice for ``job`` and the probe that ran its first items (still running
         the chunks in hand); no probe for a coroutine function."""
         if is_coroutine_function(job.fn):
             return self._coroutine_profile(job.fn, total), None
-        probe = Probe(job, items, initializer=self._initializer, initargs=self._initargs)
+        probe = Probe(
+            job, items, initializer=self._initializer, initargs=self._initargs, limit=limit
+        )
         with self._lock:
             self._check_open()
             self._forget_finished_probes()
             self._probes.append(probe)
         measured = probe.run()
-        transfer = measure_transfer(job, measured)
+        transfer = probe.transfer = measure_transfer(job, measured)
         context = self._context(job, total)
         chosen = decide(measured, transfer, context)
         if chosen.decided_by == "process_start_seconds" and measured.per_item_is_lower_bound:

@@ -423,13 +423,14 @@ class Executor(concurrent.futures.Executor):
         items, total = input_items(mode, iterables)
         adopted: list[Batch] = []
         per_item: float | None = None
+        rechoose: Any = None
         if self._auto is None:
             backend = self._backend
             _check_fits(fn, backend)
         else:
-            choice = self._auto.choose_for_map(job, items, total)
+            choice = self._auto.choose_for_map(job, items, total, self._max_in_flight)
             backend, adopted = choice.backend, choice.batches
-            per_item = choice.profile.seconds_per_item
+            per_item, rechoose = choice.profile.seconds_per_item, choice.rechoose
         job.backend_name = backend.name
         if backend.needs_pickling:
             job.fn_payload()  # an unpicklable function fails here, before any work
@@ -453,6 +454,7 @@ class Executor(concurrent.futures.Executor):
         run.adopt(adopted)  # auto's measuring run started these; their results come in
         if adopted and per_item:
             run.sizer.observe(1, per_item)  # size the first batches from the measurement
+        run.rechoose = rechoose
         if not backend.inline:
             run.top_up()  # work starts now, as with concurrent.futures; results as you iterate
         return run.ordered_chunks() if ordered else run.unordered_chunks()

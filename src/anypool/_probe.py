@@ -219,9 +219,11 @@ class Probe:
         *,
         initializer: Callable[..., Any] | None = None,
         initargs: tuple[Any, ...] = (),
+        limit: int = 2**62,
     ) -> None:
         self.job = job
         self.items = items
+        self.limit = limit  # the most items to take: the map's max_in_flight
         self.initializer = initializer
         self.initargs = initargs
         self.lock = threading.Lock()
@@ -236,6 +238,8 @@ class Probe:
         self.runners: list[_Runner] = []
         self.began = 0.0
         self.found: tuple[float | None, float | None, str] = (None, None, "")
+        self.measured: Measurements | None = None
+        self.transfer: Any = None  # what _auto measured of pickling, kept with the rest
 
     # ── called by runners ────────────────────────────────────────────────────────
 
@@ -243,6 +247,9 @@ class Probe:
         """The next chunk for ``runner`` as a work of a new batch, or None: stop."""
         with self.lock:
             if self.stopped or self.exhausted or self.init_error is not None:
+                return None
+            size = min(size, self.limit - self.taken)
+            if size <= 0:
                 return None
             chunk = list(islice(self.items, size))
             if len(chunk) < size:
@@ -337,7 +344,8 @@ class Probe:
         with self.lock:
             if self.init_error is not None:
                 return True
-            return self.exhausted and all(r.work is None for r in self.runners)
+            out = self.exhausted or self.taken >= self.limit
+            return out and all(r.work is None for r in self.runners)
 
     def _pair_of_items(self, solo: _Runner, share_solo: float) -> float | None:
         """Run items on a second thread beside the first; their CPU shares, summed,
@@ -409,7 +417,7 @@ class Probe:
             busy = [time.perf_counter() - r.busy_since for r in self.runners if r.busy_since]
             exhausted = self.exhausted and not busy
         per_item, lower_bound = _per_item(done, cpu, wall, share, busy)
-        return Measurements(
+        self.measured = Measurements(
             items_taken=self.taken,
             items_done=done,
             exhausted=exhausted,
@@ -422,6 +430,14 @@ class Probe:
             samples=tuple(self.samples),
             first_item=self.first_item,
         )
+        return self.measured
+
+    @property
+    def last(self) -> tuple[Measurements, Any] | None:
+        """The latest measurements and transfer cost, for a later change of mind."""
+        if self.measured is None or self.transfer is None:
+            return None
+        return self.measured, self.transfer
 
     # ── after the choice ─────────────────────────────────────────────────────────
 
