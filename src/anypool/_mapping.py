@@ -151,7 +151,7 @@ class MapRun:
         self.exhausted = False
         self.closed = False
         # backend="auto" may look at the per-item time the backend reports and move the
-        # rest of the input to another backend, once (see _auto.AutoChooser.watch_map).
+        # rest of the input to another backend, once (see _auto._MapWatch).
         self.rechoose: Callable[[float, int], Backend | None] | None = None
         self.retired: list[Backend] = []
 
