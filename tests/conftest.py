@@ -12,8 +12,9 @@ from ._leaks import shm_entries, stop_helpers, wait_until_clean, worker_processe
 from ._postgres import postgres_server
 
 # Every pool backend of the conformance suite; a new backend is tested by adding it here.
-# "processes-spawn" is the processes backend under the spawn start method.
-BACKENDS = ["serial", "threads", "processes", "processes-spawn"]
+# "processes-spawn" is the processes backend under the spawn start method; "auto" measures
+# each call and picks one of the others (asyncio runs coroutine functions: test_asyncio.py).
+BACKENDS = ["serial", "threads", "processes", "processes-spawn", "auto"]
 POOL_BACKENDS = ["threads", "processes", "processes-spawn"]
 
 

@@ -46,7 +46,9 @@ def test_info_human_and_json() -> None:
 def test_bench_rejects_unknown_backends() -> None:
     proc = run_cli("bench", "--backends", "threads,gpu")
     assert proc.returncode == 2
-    assert "unknown gpu; accepted: serial,threads,processes" in proc.stderr.replace(", ", ",")
+    assert "unknown gpu; accepted: serial,threads,processes,asyncio,auto" in proc.stderr.replace(
+        ", ", ","
+    )
 
 
 def test_bench_plot_without_matplotlib_says_what_to_install(
@@ -76,7 +78,7 @@ def test_bench_small_run_writes_json_and_plot(tmp_path) -> None:
     data = json.loads(out.read_text())
     assert set(data) == {"anypool", "python", "cpus", "gil_enabled", "results"}
     rows = data["results"]
-    assert {r["backend"] for r in rows} == {"serial", "threads", "processes"}
+    assert {r["backend"] for r in rows} == {"serial", "threads", "processes", "asyncio", "auto"}
     for row in rows:
         assert set(row) == {"workload", "backend", "workers", "tasks", "seconds", "speedup"}
         assert row["workload"] == "io"

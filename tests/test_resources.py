@@ -99,8 +99,11 @@ def test_failing_check_replaces_the_resource() -> None:
 
 
 def test_check_that_raises_counts_as_failed() -> None:
+    checked: list[Resource] = []
+
     def check(r: Resource) -> bool:
-        if r.number % 2:
+        checked.append(r)
+        if len(checked) == 1:  # the first resource, checked before its second loan
             raise ConnectionError("gone")
         return True
 

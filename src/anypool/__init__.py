@@ -17,6 +17,8 @@ Example::
 
 from __future__ import annotations
 
+from ._amap import amap
+from ._auto import Profile, profile
 from ._backends import ExecutorStats
 from ._errors import (
     AnypoolError,
@@ -49,6 +51,7 @@ __all__ = [
     "InitializerError",
     "PoolClosed",
     "PoolTimeout",
+    "Profile",
     "RemoteTraceback",
     "ResourceLeakWarning",
     "ResourcePool",
@@ -58,9 +61,11 @@ __all__ = [
     "TaskTimeout",
     "WorkerCrashed",
     "__version__",
+    "amap",
     "imap",
     "imap_unordered",
     "map",
+    "profile",
 ]
 
 # Public objects say they come from `anypool`, not from the private module that

@@ -13,6 +13,7 @@ __all__ = ["main"]
 #: Modules that add a subcommand, in the order ``anypool --help`` lists them.
 COMMANDS = (
     "anypool._bench._command",
+    "anypool._advise",
     "anypool._info",
     "anypool._lockcheck_cli",
 )

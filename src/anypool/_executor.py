@@ -10,20 +10,21 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from typing import Any, Literal, TypeVar
 
-from ._backends import Backend, ExecutorStats, backend_class
-from ._errors import describe
+from ._auto import AUTO, AutoChooser, Profile
+from ._backends import Backend, ExecutorStats, backend_class, backend_names
+from ._backends._asyncio import is_coroutine_function, plain_function_error
+from ._errors import SerializationError, describe
 from ._mapping import DEFAULT_MAX_IN_FLIGHT, BatchSizer, MapJob, MapRun, input_items
 from ._progress import make_progress
-from ._tasks import CallMode, FutureJob, Work
+from ._tasks import Batch, CallMode, FutureJob, Work
 
 __all__ = ["DEFAULT_BACKEND", "Executor", "imap", "imap_unordered", "map"]
 
 T = TypeVar("T")
 
-#: The backend used when none is named. ``"threads"`` until ``"auto"`` exists: it runs
-#: any function (nothing needs to pickle) and helps whenever the work waits or releases
-#: the GIL.
-DEFAULT_BACKEND = "threads"
+#: The backend used when none is named: ``"auto"`` measures each call's function on its
+#: first items and picks serial, threads, processes or asyncio (see docs/auto.md).
+DEFAULT_BACKEND = "auto"
 
 OnError = Literal["raise", "collect"]
 _ON_ERROR = ("raise", "collect")
@@ -39,9 +40,12 @@ class Executor(concurrent.futures.Executor):
     ``starmap`` behave like :class:`multiprocessing.pool.Pool`'s.
 
     Args:
-        backend: ``"threads"`` (the default for now), ``"processes"`` or ``"serial"``.
+        backend: ``"auto"`` (the default: measure each call's work and choose),
+            ``"threads"``, ``"processes"``, ``"asyncio"`` (coroutine functions) or
+            ``"serial"``.
         workers: how many workers; ``None`` picks per backend: processes: the CPUs this
-            process may use; threads: ``min(32, CPUs + 4)``; serial: 1.
+            process may use; threads: ``min(32, CPUs + 4)``; asyncio: 1000 coroutines at
+            once; serial: 1; auto: per choice (see docs/auto.md).
         chunksize: items per batch sent to a worker: ``"auto"`` measures the work and
             sizes batches to take about 20 ms (processes) or 5 ms (threads); an int
             fixes it.
@@ -93,7 +97,7 @@ class Executor(concurrent.futures.Executor):
         max_tasks_per_worker: int | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
-        cls = backend_class(backend)
+        cls = self._cls = _backend_class(backend)
         self._workers = _check_workers(workers, cls)
         self._chunksize = _check_chunksize(chunksize)
         self._task_timeout = _check_timeout(task_timeout, cls)
@@ -106,7 +110,7 @@ class Executor(concurrent.futures.Executor):
             raise TypeError(f"initializer must be callable, got {describe(initializer)}")
         options: dict[str, Any] = {}
         if start_method is not None or max_tasks_per_worker is not None:
-            if backend != "processes":
+            if backend not in ("processes", AUTO):
                 raise ValueError(
                     f"{' and '.join(_PROCESS_ONLY)} apply only to backend='processes', "
                     f"not {backend!r}"
@@ -116,14 +120,26 @@ class Executor(concurrent.futures.Executor):
                 options["max_tasks_per_worker"] = _positive_int(
                     max_tasks_per_worker, "max_tasks_per_worker"
                 )
-        backend_obj = cls(
-            workers=self._workers, initializer=initializer, initargs=tuple(initargs), **options
-        )
-        self._pool = _Pool(backend_obj)
+        if backend == AUTO:
+            # The hook for backend="auto": the chooser measures each call and holds the
+            # pools it chose (see _auto.py).
+            chooser = _auto_chooser(workers, start_method, initializer, tuple(initargs), options)
+            self._pool = _Pool(None, chooser)
+        else:
+            backend_obj = cls(
+                workers=self._workers, initializer=initializer, initargs=tuple(initargs), **options
+            )
+            self._pool = _Pool(backend_obj, None)
 
     @property
     def _backend(self) -> Backend:
-        return self._pool.backend
+        backend = self._pool.backend
+        assert backend is not None, "an auto executor has no single backend"
+        return backend
+
+    @property
+    def _auto(self) -> AutoChooser | None:
+        return self._pool.auto
 
     def options(
         self,
@@ -147,7 +163,7 @@ class Executor(concurrent.futures.Executor):
         """
         view = copy.copy(self)
         if task_timeout is not None:
-            view._task_timeout = _check_timeout(task_timeout, type(self._backend))
+            view._task_timeout = _check_timeout(task_timeout, self._cls)
         if retries is not None:
             view._retries = _check_retries(retries)
         if retry_on is not None:
@@ -164,13 +180,48 @@ class Executor(concurrent.futures.Executor):
 
     @property
     def backend(self) -> str:
-        """The name of the backend this executor runs on."""
+        """The name of the backend this executor runs on (with ``"auto"``: the backend
+        of the latest call, or ``"auto"`` before the first)."""
+        if self._auto is not None:
+            current = self._auto.current
+            return AUTO if current is None else current.name
         return self._backend.name
 
     @property
     def workers(self) -> int:
-        """The number of workers."""
+        """The number of workers (with ``"auto"``: of the latest call's pool)."""
+        if self._auto is not None and self._auto.current is not None:
+            return self._auto.current.workers
         return self._workers
+
+    def explain(self) -> Profile:
+        """What ``backend="auto"`` measured and chose for the latest call, as a
+        :class:`Profile` (its ``str()`` is a readable report).
+
+        With a named backend there was nothing to choose: the profile says so.
+
+        Example::
+
+            import anypool
+
+            def square(x):
+                return x * x
+
+            if __name__ == "__main__":
+                with anypool.Executor() as ex:
+                    ex.map(square, range(100_000))
+                    print(ex.explain().backend)   # serial
+                    print(ex.explain())           # the measurements behind it
+        """
+        if self._auto is not None:
+            return self._auto.explain()
+        return Profile(
+            function="",
+            backend=self._backend.name,
+            reason=f"backend={self._backend.name!r} was named; nothing was measured.",
+            decided_by="named",
+            workers=self._workers,
+        )
 
     def stats(self) -> ExecutorStats:
         """A snapshot: workers alive and idle, queued tasks, restarts, timeouts.
@@ -181,6 +232,8 @@ class Executor(concurrent.futures.Executor):
                 ex.submit(print, "hi").result()
                 ex.stats().tasks_done    # 1
         """
+        if self._auto is not None:
+            return self._auto.stats()
         return self._backend.stats()
 
     def __repr__(self) -> str:
@@ -203,22 +256,47 @@ class Executor(concurrent.futures.Executor):
         """
         _check_callable(fn, "submit")
         self._pool.check_open()
+        if self._auto is None:
+            _check_fits(fn, self._backend)
+            backend, call = self._backend, fn
+        else:
+            backend, call = self._auto.route_submit(fn)
         future: Future[T] = Future()
+        job = self._future_job(call, args, kwargs, future, backend)
+        try:
+            backend.submit(Work(job.batch))
+        except SerializationError:
+            if self._auto is None or backend.name != "processes":
+                raise
+            # auto moved this function to processes, but these arguments do not pickle:
+            # this call runs on threads, as it would have before.
+            backend = self._auto.threads_for(fn)
+            job = self._future_job(fn, args, kwargs, future, backend)
+            backend.submit(Work(job.batch))
+        if self._progress:
+            self._track(future)
+        return future
+
+    def _future_job(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        future: Future[Any],
+        backend: Backend,
+    ) -> FutureJob:
         job = FutureJob(
             fn,
             args,
             kwargs,
             future,
-            self._backend.submit,
+            backend.submit,
             task_timeout=self._task_timeout,
             retries=self._retries,
             retry_on=self._retry_on,
         )
-        job.backend_name = self._backend.name
-        if self._progress:
-            self._track(future)
-        self._backend.submit(Work(job.batch))
-        return future
+        job.backend_name = backend.name
+        return job
 
     def _track(self, future: Future[Any]) -> None:
         bar = self._pool.submit_progress()
@@ -366,22 +444,34 @@ class Executor(concurrent.futures.Executor):
         """Start a map-like call; return its results as an iterator of ordered chunks."""
         _check_callable(fn, label.rstrip("()"))
         self._pool.check_open()
-        backend = self._backend
+        collect = (self._on_error if on_error is None else _check_on_error(on_error)) == "collect"
         job = MapJob(
             fn,
             mode,
             task_timeout=self._task_timeout
             if task_timeout is None
-            else _check_timeout(task_timeout, type(backend)),
+            else _check_timeout(task_timeout, self._cls),
             retries=self._retries if retries is None else _check_retries(retries),
             retry_on=self._retry_on,
             label=label,
         )
+        items, total = input_items(mode, iterables)
+        adopted: list[Batch] = []
+        per_item: float | None = None
+        rechoose: Any = None
+        if self._auto is None:
+            backend = self._backend
+            _check_fits(fn, backend)
+        else:
+            choice = self._auto.choose_for_map(job, items, total, self._max_in_flight)
+            backend, adopted = choice.backend, choice.batches
+            per_item, rechoose = choice.profile.seconds_per_item, choice.rechoose
         job.backend_name = backend.name
         if backend.needs_pickling:
             job.fn_payload()  # an unpicklable function fails here, before any work
-        items, total = input_items(mode, iterables)
         size = self._chunksize if chunksize is None else _check_chunksize(chunksize)
+        if size is None:
+            size = backend.auto_batch
         target = backend.batch_target or 0.001
         run = MapRun(
             job,
@@ -389,14 +479,17 @@ class Executor(concurrent.futures.Executor):
             items,
             total=total,
             sizer=BatchSizer(target, backend.workers, size),
-            collect=(self._on_error if on_error is None else _check_on_error(on_error))
-            == "collect",
+            collect=collect,
             timeout=timeout,
             max_in_flight=self._max_in_flight,
             progress=make_progress(
                 self._progress if progress is None else progress, label.rstrip("()"), total
             ),
         )
+        run.adopt(adopted)  # auto's measuring run started these; their results come in
+        if adopted and per_item:
+            run.sizer.observe(1, per_item)  # size the first batches from the measurement
+        run.rechoose = rechoose
         if not backend.inline:
             run.top_up()  # work starts now, as with concurrent.futures; results as you iterate
         return run.ordered_chunks() if ordered else run.unordered_chunks()
@@ -410,7 +503,10 @@ class Executor(concurrent.futures.Executor):
         and threads are stopped once they are idle.
         """
         bar = self._pool.close()
-        self._backend.shutdown(wait=wait, cancel_futures=cancel_futures)
+        if self._auto is not None:
+            self._auto.shutdown(wait=wait, cancel_futures=cancel_futures)
+        else:
+            self._backend.shutdown(wait=wait, cancel_futures=cancel_futures)
         if bar is not None and wait:
             bar.close()
 
@@ -422,7 +518,10 @@ class Executor(concurrent.futures.Executor):
         ``KeyboardInterrupt`` inside a ``with`` block.
         """
         bar = self._pool.close()
-        self._backend.terminate()
+        if self._auto is not None:
+            self._auto.terminate()
+        else:
+            self._backend.terminate()
         if bar is not None:
             bar.close()
 
@@ -434,18 +533,21 @@ class Executor(concurrent.futures.Executor):
 
 
 class _Pool:
-    """What an Executor and its ``options()`` views share: the backend and its state.
+    """What an Executor and its ``options()`` views share: the backend (or, with
+    ``"auto"``, the chooser and the pools it made) and the shut-down state.
 
-    When the last executor sharing it is collected without ``shutdown()``, the backend
-    is shut down (without waiting): its workers finish queued work and exit.
+    When the last executor sharing it is collected without ``shutdown()``, it is shut
+    down without waiting: workers finish queued work and exit.
     """
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend | None, auto: AutoChooser | None) -> None:
         self.backend = backend
+        self.auto = auto
         self.lock = threading.Lock()
         self.shutdown = False
         self._submit_bar: Any = None
-        weakref.finalize(self, backend.shutdown, wait=False)
+        owner: Any = auto if auto is not None else backend
+        weakref.finalize(self, owner.shutdown, wait=False)
 
     def check_open(self) -> None:
         with self.lock:
@@ -605,7 +707,54 @@ def _call_options(options: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k in _CALL_ONLY}
 
 
+# ── backend="auto" ──────────────────────────────────────────────────────────────
+
+
+def _backend_class(name: Any) -> type[Backend]:
+    """The class for ``name``; for ``"auto"``, the threads class stands in for the
+    option checks (auto can always fall back to a pool that honours them)."""
+    if name == AUTO:
+        return backend_class("threads")
+    if not isinstance(name, str) or name not in backend_names():
+        accepted = ", ".join(repr(n) for n in [*backend_names(), AUTO])
+        raise ValueError(f"unknown backend {name!r}; accepted: {accepted}")
+    return backend_class(name)
+
+
+def _auto_chooser(
+    workers: int | None,
+    start_method: Any,
+    initializer: Callable[..., Any] | None,
+    initargs: tuple[Any, ...],
+    process_options: dict[str, Any],
+) -> AutoChooser:
+    def make(name: str, chosen_workers: int | None) -> Backend:
+        cls = backend_class(name)
+        n = workers or chosen_workers or cls.default_workers()
+        options = process_options if name == "processes" else {}
+        return cls(workers=n, initializer=initializer, initargs=initargs, **options)
+
+    method = start_method if isinstance(start_method, str) else None
+    return AutoChooser(
+        make, workers=workers, start_method=method, initializer=initializer, initargs=initargs
+    )
+
+
 # ── validation ──────────────────────────────────────────────────────────────────
+
+
+def _check_fits(fn: Any, backend: Backend) -> None:
+    """A coroutine function on a backend that would only create coroutine objects, or a
+    plain function on asyncio, fails here with what to use instead."""
+    if backend.name == "asyncio":
+        if not is_coroutine_function(fn):
+            raise plain_function_error(fn)
+    elif is_coroutine_function(fn):
+        name = getattr(fn, "__qualname__", None) or describe(fn)
+        raise TypeError(
+            f"{name} is a coroutine function (async def): on the {backend.name} backend each "
+            "call would only create a coroutine object; use backend='asyncio' (or 'auto')"
+        )
 
 
 def _check_callable(fn: Any, where: str) -> None:

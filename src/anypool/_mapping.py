@@ -150,11 +150,30 @@ class MapRun:
         self.seq = 0
         self.exhausted = False
         self.closed = False
+        # backend="auto" may look at the per-item time the backend reports and move the
+        # rest of the input to another backend, once (see _auto._MapWatch).
+        self.rechoose: Callable[[float, int], Backend | None] | None = None
+        self.retired: list[Backend] = []
 
     # ── feeding ──────────────────────────────────────────────────────────────────
 
+    def adopt(self, batches: Sequence[Batch]) -> None:
+        """Take over batches that were started elsewhere, before any of this run's own:
+        the first items of the input, run by ``backend="auto"`` while it measured them.
+        Their outcomes reach the job's inbox like any backend's."""
+        for batch in batches:
+            assert batch.seq == self.seq and batch.start == self.submitted
+            self.batches.append(batch)
+            self.open_batches += 1
+            self.seq += 1
+            self.submitted += len(batch)
+
     def top_up(self) -> None:
         """Cut and submit batches while there is room in flight."""
+        if self.rechoose is not None and self.sizer.per_item is not None:
+            backend = self.rechoose(self.sizer.per_item, self.submitted)
+            if backend is not None:
+                self.switch(backend)
         while (
             not self.exhausted
             and not self.closed
@@ -172,6 +191,17 @@ class MapRun:
                     self.progress.set_total(self.submitted + len(chunk))
             if chunk:
                 self._submit(chunk)
+
+    def switch(self, backend: Backend) -> None:
+        """Send the rest of the input to ``backend``; work already sent finishes where
+        it is."""
+        self.rechoose = None
+        self.retired.append(self.backend)
+        self.backend = backend
+        self.max_batches = 1 if backend.inline else 2 * backend.workers + 1
+        self.sizer.target = backend.batch_target or 0.001
+        self.sizer.workers = max(1, backend.workers)
+        self.job.backend_name = backend.name
 
     def _submit(self, chunk: list[Any]) -> None:
         batch = Batch(self.job, self.seq, self.submitted, chunk)
@@ -373,7 +403,8 @@ class MapRun:
             return
         self.closed = True
         self.job.cancelled = True
-        self.backend.forget(self.job)
+        for backend in (*self.retired, self.backend):
+            backend.forget(self.job)
         self.progress.close()
 
 

@@ -83,6 +83,10 @@ class Backend(ABC):
     batch_target: ClassVar[float] = 0.0
     #: Runs in the caller's thread: map() results are computed as they are consumed.
     inline: ClassVar[bool] = False
+    #: Items per batch for ``chunksize="auto"`` on a backend that runs the items of a
+    #: batch concurrently (asyncio), where measuring has nothing to balance; ``None``:
+    #: batches are sized by measuring (see ``_mapping.BatchSizer``).
+    auto_batch: ClassVar[int | None] = None
 
     workers: int
 

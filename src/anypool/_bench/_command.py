@@ -9,6 +9,9 @@ from .._backends import backend_names
 from . import _race
 from ._workloads import WORKLOADS
 
+#: Every backend the bench can time: the pools, and auto (which picks one per workload).
+BENCH_BACKENDS = [*backend_names(), "auto"]
+
 __all__ = ["register"]
 
 QUICK = {"tasks": 8, "repeat": 3}
@@ -28,9 +31,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--repeat", type=_positive, help="runs per measurement; the median is shown")
     p.add_argument(
         "--backends",
-        type=_names(backend_names()),
+        type=_names(BENCH_BACKENDS),
         default=None,
-        help=f"comma-separated, from: {','.join(backend_names())}",
+        help=f"comma-separated, from: {','.join(BENCH_BACKENDS)} (default: all)",
     )
     p.add_argument(
         "--workloads",
@@ -85,9 +88,7 @@ def run(args: argparse.Namespace) -> int:
                 markup=False,
             )
             return 2
-    backends = args.backends or [
-        b for b in backend_names() if b in ("serial", "threads", "processes")
-    ]
+    backends = args.backends or list(BENCH_BACKENDS)
     if "serial" not in backends:
         backends = ["serial", *backends]
     chosen = args.workloads or [*WORKLOADS, _race.NAME]
@@ -95,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     tasks = args.tasks or preset["tasks"]
     repeat = args.repeat or preset["repeat"]
     results = []
+    notes: list[str] = []
     if workloads:
         with console.status("measuring...") as status:
             results = run_bench(
@@ -104,9 +106,12 @@ def run(args: argparse.Namespace) -> int:
                 workers=args.workers,
                 repeat=repeat,
                 on_result=lambda m: status.update(f"measured {m.workload} on {m.backend}..."),
+                notes=notes,
             )
         console.print(table(results))
         console.print(reading(results), soft_wrap=False)
+        for note in notes:
+            console.print(f"note: {note}", markup=False, highlight=False)
     extra = {}
     if _race.NAME in chosen:
         with console.status("measuring lost updates (race)..."):

@@ -70,9 +70,43 @@ def reading(results: Sequence[Measurement]) -> str:
             f"For the I/O work threads gave {io_threads:.2f}x: a thread that waits (sleep, a "
             "socket, a file) releases the GIL, so the waits overlap."
         )
+    hash_threads = _speedup(results, "hash", "threads")
+    if hash_threads is not None:
+        parts.append(
+            f"For the hash work threads gave {hash_threads:.2f}x: hashlib releases the GIL "
+            "while it hashes, so C code runs in parallel on threads, with nothing pickled."
+        )
+    tiny_processes = _speedup(results, "tiny", "processes")
+    if tiny_processes is not None:
+        tiny_threads = _speedup(results, "tiny", "threads")
+        near = "" if tiny_threads is None else f", and threads stay near it ({tiny_threads:.2f}x)"
+        parts.append(
+            f"For the tiny work processes gave {tiny_processes:.2f}x: pickling items of x*x "
+            f"to send them costs more than computing them in the loop{near}."
+        )
+    parts.extend(_auto_sentences(results))
     if not parts:
         return "Run with the serial backend and at least one pool to compare them."
     return " ".join(parts)
+
+
+def _auto_sentences(results: Sequence[Measurement]) -> list[str]:
+    """How close auto came to the best backend named by hand, per workload."""
+    gaps = []
+    for workload in dict.fromkeys(m.workload for m in results):
+        rows = [m for m in results if m.workload == workload]
+        auto = next((m for m in rows if m.backend == "auto"), None)
+        fixed = [m for m in rows if m.backend != "auto"]
+        if auto is None or len(fixed) < 2:
+            continue
+        best = min(fixed, key=lambda m: m.seconds)
+        gaps.append(f"{workload} {auto.seconds / best.seconds - 1:+.0%} against {best.backend}")
+    if not gaps:
+        return []
+    return [
+        "auto, which measures each call before choosing, took (against the best backend "
+        f"named by hand): {'; '.join(gaps)}."
+    ]
 
 
 def to_json(results: Sequence[Measurement], extra: dict[str, Any] | None = None) -> dict[str, Any]:
