@@ -142,3 +142,21 @@ def flaky(path: str, failures: int) -> str:
 
 def exit_always(_: Any = None) -> None:
     os._exit(5)
+
+
+def array_info(a: Any, i: int = 0) -> tuple[float, bool, tuple[int, ...]]:
+    """The sum of a strided slice, whether the array is writeable, and its shape."""
+    return float(a[i::8].sum()), bool(a.flags.writeable), tuple(a.shape)
+
+
+def mapped_segments(_: Any = None) -> int:
+    """How many shared-array segments this worker process has mapped."""
+    with open("/proc/self/maps") as f:
+        return sum("anypool-array" in line for line in f)
+
+
+def hold_array_then_wait(a: Any, pid_path: str, gate: str) -> float:
+    with open(pid_path, "w") as f:
+        f.write(str(os.getpid()))
+    wait_for_file(gate)
+    return float(a.sum())

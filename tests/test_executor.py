@@ -263,7 +263,8 @@ def test_non_callable_fn(backend: str) -> None:
         ({"on_error": "ignore"}, "on_error must be one of 'raise', 'collect'"),
         ({"retries": -1}, "retries must be an integer >= 0"),
         ({"task_timeout": 0}, "task_timeout must be a positive number"),
-        ({"start_method": "spawn"}, "apply only to backend='processes'"),
+        ({"start_method": "spawn"}, "apply only to backend=.processes."),
+        ({"shared_memory": False}, "apply only to backend=.processes."),
     ],
 )
 def test_bad_options(options: dict[str, object], message: str) -> None:

@@ -40,6 +40,7 @@ from ._resources import (
     ResourcePoolStats,
 )
 from ._version import __version__
+from ._warm import close_pools
 
 __all__ = [
     "DEFAULT_BACKEND",
@@ -62,6 +63,7 @@ __all__ = [
     "WorkerCrashed",
     "__version__",
     "amap",
+    "close_pools",
     "imap",
     "imap_unordered",
     "map",

@@ -640,8 +640,12 @@ class AutoChooser:
         start_method: str | None,
         initializer: Callable[..., Any] | None,
         initargs: tuple[Any, ...],
+        has_warm: Callable[[str], bool] | None = None,
     ) -> None:
         self._make = make_backend
+        # Whether a pool of a kind is already running elsewhere (the warm pools kept
+        # between module-level calls): then it costs nothing to start.
+        self._has_warm = has_warm
         self._workers = workers
         self._start_method = start_method or _default_start_method()
         self._initializer = initializer
@@ -735,6 +739,8 @@ class AutoChooser:
     def _context(self, job: Job, total: int | None) -> Context:
         with self._lock:
             warm = set(self._pools)
+        if self._has_warm is not None:
+            warm |= {kind for kind in ("processes",) if self._has_warm(kind)}
         cpus = available_cpus()
         workers = self._workers or cpus
         return Context(
@@ -839,14 +845,22 @@ class AutoChooser:
 
     # ── stopping ─────────────────────────────────────────────────────────────────
 
-    def shutdown(self, *, wait: bool = True, cancel_futures: bool = False) -> None:
+    def shutdown(
+        self,
+        *,
+        wait: bool = True,
+        cancel_futures: bool = False,
+        keep: Callable[[Backend], bool] | None = None,
+    ) -> None:
+        """Stop every pool, except those ``keep`` takes over (warm pools given back)."""
         with self._lock:
             self._closed = True
             pools, probes = list(self._pools.values()), list(self._probes)
         for probe in probes:
             probe.stop_taking()
         for pool in pools:
-            pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+            if keep is None or not keep(pool):
+                pool.shutdown(wait=wait, cancel_futures=cancel_futures)
         if wait:
             for probe in probes:
                 probe.join()

@@ -6,10 +6,11 @@ import concurrent.futures
 import copy
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from concurrent.futures import Future
 from typing import Any, Literal, TypeVar
 
+from . import _warm
 from ._auto import AUTO, AutoChooser, Profile
 from ._backends import Backend, ExecutorStats, backend_class, backend_names
 from ._backends._asyncio import is_coroutine_function, plain_function_error
@@ -28,7 +29,7 @@ DEFAULT_BACKEND = "auto"
 
 OnError = Literal["raise", "collect"]
 _ON_ERROR = ("raise", "collect")
-_PROCESS_ONLY = ("start_method", "max_tasks_per_worker")
+_PROCESS_ONLY = ("start_method", "max_tasks_per_worker", "shared_memory")
 
 
 class Executor(concurrent.futures.Executor):
@@ -64,6 +65,10 @@ class Executor(concurrent.futures.Executor):
         start_method: processes only: ``"forkserver"`` (the Linux default), ``"spawn"``
             or ``"fork"``, or a ``multiprocessing`` context.
         max_tasks_per_worker: processes only: replace a worker after this many tasks.
+        shared_memory: processes only: NumPy arrays of at least 1 MiB (``True``), or of
+            at least this many bytes (an int), go to workers through shared memory
+            instead of being pickled for every task; workers get read-only views.
+            ``False`` turns it off. Linux only; elsewhere arrays are pickled.
         max_in_flight: the most items of one map held between the input and the caller.
 
     Example::
@@ -95,7 +100,9 @@ class Executor(concurrent.futures.Executor):
         initargs: tuple[Any, ...] = (),
         start_method: str | None = None,
         max_tasks_per_worker: int | None = None,
+        shared_memory: bool | int = True,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        _warm: bool = False,
     ) -> None:
         cls = self._cls = _backend_class(backend)
         self._workers = _check_workers(workers, cls)
@@ -109,27 +116,40 @@ class Executor(concurrent.futures.Executor):
         if initializer is not None and not callable(initializer):
             raise TypeError(f"initializer must be callable, got {describe(initializer)}")
         options: dict[str, Any] = {}
-        if start_method is not None or max_tasks_per_worker is not None:
+        if (
+            start_method is not None
+            or max_tasks_per_worker is not None
+            or shared_memory is not True
+        ):
             if backend not in ("processes", AUTO):
                 raise ValueError(
-                    f"{' and '.join(_PROCESS_ONLY)} apply only to backend='processes', "
-                    f"not {backend!r}"
+                    f"{', '.join(_PROCESS_ONLY)} apply only to backend='processes', not {backend!r}"
                 )
             options["start_method"] = start_method
             if max_tasks_per_worker is not None:
                 options["max_tasks_per_worker"] = _positive_int(
                     max_tasks_per_worker, "max_tasks_per_worker"
                 )
+            options["shared_memory"] = _check_shared_memory(shared_memory)
+        lender = _Lender(initializer, tuple(initargs), options) if _warm else None
         if backend == AUTO:
             # The hook for backend="auto": the chooser measures each call and holds the
             # pools it chose (see _auto.py).
-            chooser = _auto_chooser(workers, start_method, initializer, tuple(initargs), options)
-            self._pool = _Pool(None, chooser)
-        else:
-            backend_obj = cls(
-                workers=self._workers, initializer=initializer, initargs=tuple(initargs), **options
+            chooser = _auto_chooser(
+                workers, start_method, initializer, tuple(initargs), options, lender
             )
-            self._pool = _Pool(backend_obj, None)
+            self._pool = _Pool(None, chooser, lender)
+        else:
+
+            def make(n: int, **extra: Any) -> Backend:
+                return cls(
+                    workers=n, initializer=initializer, initargs=tuple(initargs), **options, **extra
+                )
+
+            backend_obj = (
+                lender.borrow(backend, self._workers, make) if lender else make(self._workers)
+            )
+            self._pool = _Pool(backend_obj, None, lender)
 
     @property
     def _backend(self) -> Backend:
@@ -503,9 +523,13 @@ class Executor(concurrent.futures.Executor):
         and threads are stopped once they are idle.
         """
         bar = self._pool.close()
+        lender = self._pool.lender
+        # A borrowed warm pool goes back (its cancelled work is skipped when dequeued),
+        # unless the caller does not wait; terminate() never gives one back.
+        keep = lender.keep if lender is not None and wait else None
         if self._auto is not None:
-            self._auto.shutdown(wait=wait, cancel_futures=cancel_futures)
-        else:
+            self._auto.shutdown(wait=wait, cancel_futures=cancel_futures, keep=keep)
+        elif keep is None or not keep(self._backend):
             self._backend.shutdown(wait=wait, cancel_futures=cancel_futures)
         if bar is not None and wait:
             bar.close()
@@ -540,14 +564,17 @@ class _Pool:
     down without waiting: workers finish queued work and exit.
     """
 
-    def __init__(self, backend: Backend | None, auto: AutoChooser | None) -> None:
+    def __init__(
+        self, backend: Backend | None, auto: AutoChooser | None, lender: _Lender | None = None
+    ) -> None:
         self.backend = backend
         self.auto = auto
+        self.lender = lender
         self.lock = threading.Lock()
         self.shutdown = False
         self._submit_bar: Any = None
         owner: Any = auto if auto is not None else backend
-        weakref.finalize(self, owner.shutdown, wait=False)
+        self._finalizer = weakref.finalize(self, owner.shutdown, wait=False)
 
     def check_open(self) -> None:
         with self.lock:
@@ -565,7 +592,41 @@ class _Pool:
         with self.lock:
             self.shutdown = True
             bar, self._submit_bar = self._submit_bar, None
+        # Shut down (or given back to the warm pools) explicitly: the collector's
+        # fallback must not stop a pool that another call may now be using.
+        self._finalizer.detach()
         return bar
+
+
+class _Lender:
+    """Borrows process pools from the warm pools for a module-level call, and gives them
+    back when the call ends well (see _warm.py). Other kinds of pool are made afresh."""
+
+    def __init__(
+        self, initializer: Any, initargs: tuple[Any, ...], options: dict[str, Any]
+    ) -> None:
+        self.initializer = initializer
+        self.initargs = initargs
+        self.options = options
+        self.keys: dict[int, Hashable | None] = {}  # id(backend) -> its warm-pool key
+
+    def borrow(self, name: str, workers: int, make: Callable[..., Backend]) -> Backend:
+        if name != "processes":
+            return make(workers)
+        key = _warm.key_for(name, workers, self.options, self.initializer, self.initargs)
+        backend = _warm.WARM.borrow(key, lambda: make(workers, idle_timeout=_warm.IDLE_TIMEOUT))
+        self.keys[id(backend)] = key
+        return backend
+
+    def has_warm(self, name: str) -> bool:
+        return name == "processes" and len(_warm.WARM) > 0
+
+    def keep(self, backend: Backend) -> bool:
+        """Give ``backend`` back to the warm pools if it was borrowed; True if so."""
+        if id(backend) not in self.keys:
+            return False
+        _warm.WARM.give_back(self.keys.pop(id(backend)), backend)
+        return True
 
 
 def _flatten(chunks: Iterator[list[Any]]) -> Iterator[Any]:
@@ -613,7 +674,7 @@ def map(
         if __name__ == "__main__":
             anypool.map(square, range(5), backend="processes")   # [0, 1, 4, 9, 16]
     """
-    with Executor(backend, workers, **_executor_options(options)) as ex:
+    with Executor(backend, workers, **_executor_options(options), _warm=True) as ex:
         mode = CallMode.ONE if not iterables else CallMode.STAR
         call_options = _call_options(options)
         return _collect(
@@ -670,7 +731,7 @@ def _owned(
     workers: int | None,
     options: dict[str, Any],
 ) -> Iterator[T]:
-    ex = Executor(backend, workers, **_executor_options(options))
+    ex = Executor(backend, workers, **_executor_options(options), _warm=True)
     try:
         results = start(ex)
     except BaseException:
@@ -683,9 +744,9 @@ def _closing(ex: Executor, results: Iterator[T]) -> Iterator[T]:
     try:
         yield from results
     except BaseException as exc:
-        if isinstance(exc, Exception):
+        if isinstance(exc, (Exception, GeneratorExit)):  # GeneratorExit: closed early
             ex.shutdown(wait=True, cancel_futures=True)
-        else:
+        else:  # Ctrl-C, SystemExit: stop now
             ex.terminate()
         raise
     else:
@@ -727,16 +788,28 @@ def _auto_chooser(
     initializer: Callable[..., Any] | None,
     initargs: tuple[Any, ...],
     process_options: dict[str, Any],
+    lender: _Lender | None = None,
 ) -> AutoChooser:
     def make(name: str, chosen_workers: int | None) -> Backend:
         cls = backend_class(name)
         n = workers or chosen_workers or cls.default_workers()
         options = process_options if name == "processes" else {}
-        return cls(workers=n, initializer=initializer, initargs=initargs, **options)
+
+        def build(count: int, **extra: Any) -> Backend:
+            return cls(
+                workers=count, initializer=initializer, initargs=initargs, **options, **extra
+            )
+
+        return lender.borrow(name, n, build) if lender is not None else build(n)
 
     method = start_method if isinstance(start_method, str) else None
     return AutoChooser(
-        make, workers=workers, start_method=method, initializer=initializer, initargs=initargs
+        make,
+        workers=workers,
+        start_method=method,
+        initializer=initializer,
+        initargs=initargs,
+        has_warm=None if lender is None else lender.has_warm,
     )
 
 
@@ -755,6 +828,12 @@ def _check_fits(fn: Any, backend: Backend) -> None:
             f"{name} is a coroutine function (async def): on the {backend.name} backend each "
             "call would only create a coroutine object; use backend='asyncio' (or 'auto')"
         )
+
+
+def _check_shared_memory(value: Any) -> bool | int:
+    if isinstance(value, bool) or (isinstance(value, int) and value >= 0):
+        return value
+    raise ValueError(f"shared_memory must be True, False or a size in bytes >= 0, got {value!r}")
 
 
 def _check_callable(fn: Any, where: str) -> None:

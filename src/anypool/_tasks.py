@@ -180,7 +180,7 @@ class Batch:
 class Work:
     """Positions of one batch for a backend to run; the unit of scheduling."""
 
-    __slots__ = ("batch", "flush", "id", "payload", "positions")
+    __slots__ = ("batch", "flush", "id", "lease", "payload", "positions")
 
     def __init__(
         self,
@@ -193,6 +193,7 @@ class Work:
         self.batch = batch
         self.positions: Sequence[int] = range(len(batch)) if positions is None else positions
         self.payload: bytes | None = None
+        self.lease: Any = None  # keeps shared-memory segments alive while this work lives
         if batch.job.task_timeout is not None or len(self.positions) == 1:
             flush = FlushMode.EACH  # deadlines need a report per item
         self.flush = flush
@@ -208,16 +209,21 @@ class Work:
             return items
         return [items[p] for p in self.positions]
 
-    def pickled_items(self) -> bytes:
+    def pickled_items(self, dumps: Callable[[list[Any]], tuple[bytes, Any]] | None = None) -> bytes:
         """The items pickled for a worker process (done once, in the submitting thread).
 
+        ``dumps`` is the backend's pickler: it returns the bytes and a lease on whatever
+        the bytes refer to (shared-memory segments), kept as long as this work lives.
         Raises :class:`SerializationError` naming the first argument that will not
         pickle, as the task's function would see it: ``args[0].conn``.
         """
         if self.payload is None:
             items = self.items()
             try:
-                self.payload = _serialize.dumps_quietly(items)
+                if dumps is None:
+                    self.payload = _serialize.dumps_quietly(items)
+                else:
+                    self.payload, self.lease = dumps(items)
             except Exception as exc:
                 raise self._diagnose(items, exc) from exc
         return self.payload

@@ -126,5 +126,9 @@ class Backend(ABC):
     def stats(self) -> ExecutorStats:
         """A snapshot of the pool's state."""
 
+    def usable(self) -> bool:
+        """Whether it can take more work (not shut down, not broken)."""
+        return True
+
     def forget(self, job: Any) -> None:  # noqa: B027 (optional hook)
         """Drop queued works of a cancelled job early (an optimisation; optional)."""

@@ -40,12 +40,14 @@ import multiprocessing.connection
 import os
 import pickle
 import signal
+import socket
 import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
 from multiprocessing.context import BaseContext
+from multiprocessing.reduction import sendfds
 from multiprocessing.sharedctypes import RawArray
 from typing import Any
 
@@ -62,8 +64,9 @@ from .._errors import (
     attach,
 )
 from .._tasks import FlushMode, Work
-from . import _worker
+from . import _sharing, _worker
 from ._base import Backend, ExecutorStats, available_cpus
+from ._sharing import ArraySharer
 
 __all__ = ["ProcessBackend", "default_start_method"]
 
@@ -107,6 +110,7 @@ class _Worker:
         "ready",
         "reported",
         "result_conn",
+        "segments",
         "sentinel",
         "slot",
         "task_conn",
@@ -130,6 +134,7 @@ class _Worker:
         self.tasks = 0  # items sent to this worker, for max_tasks_per_worker
         self.kill_at: float | None = None
         self.exitcode: int | None = None
+        self.segments: set[int] = set()  # shared-memory segments this worker has mapped
 
 
 class ProcessBackend(Backend):
@@ -150,6 +155,8 @@ class ProcessBackend(Backend):
         initargs: tuple[Any, ...] = (),
         start_method: str | BaseContext | None = None,
         max_tasks_per_worker: int | None = None,
+        shared_memory: bool | int = True,
+        idle_timeout: float | None = None,
         **options: Any,
     ) -> None:
         if getattr(multiprocessing.current_process(), "_inheriting", False):
@@ -169,6 +176,16 @@ class ProcessBackend(Backend):
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         os.set_blocking(self._wake_r, False)
+        # Closed only when this object is collected, so that _wake(), which may run in
+        # any thread (a lease released by the garbage collector), never writes to a
+        # descriptor number that was closed and reused for something else.
+        weakref.finalize(self, _close_fds, self._wake_r, self._wake_w)
+        self._sharer = _sharer(shared_memory, self._wake)
+        # With an idle timeout, a pool with nothing to do for that long stops its workers
+        # and dispatcher (no process or thread is left) and starts them again on demand.
+        self._idle_timeout = idle_timeout
+        self._last_busy = time.monotonic()
+        self._retired_threads: list[threading.Thread] = []
         self._thread: threading.Thread | None = None
         self._closing = False
         self._terminating = False
@@ -185,7 +202,7 @@ class ProcessBackend(Backend):
     def submit(self, work: Work) -> None:
         # Pickle in the caller's thread, so an unpicklable argument raises right here.
         work.job.fn_payload()
-        work.pickled_items()
+        self._pickle(work)
         with self._lock:
             if self._broken is not None:
                 raise self._broken.with_traceback(None)
@@ -210,12 +227,19 @@ class ProcessBackend(Backend):
         return worker
 
     def _assign(self, worker: _Worker, work: Work) -> None:
+        self._last_busy = time.monotonic()
         worker.work = work
         worker.reported = 0
         worker.item_started = time.monotonic()
         worker.tasks += len(work.positions)
 
+    def _pickle(self, work: Work) -> bytes:
+        return work.pickled_items(None if self._sharer is None else self._sharer.dumps)
+
     def _send(self, worker: _Worker, work: Work) -> None:
+        payload = self._pickle(work)
+        if work.lease is not None:
+            self._send_segments(worker, work.lease.serials)
         digest, fn_bytes = work.job.fn_payload()
         known = digest in worker.known
         header = (
@@ -228,7 +252,7 @@ class ProcessBackend(Backend):
         )
         try:
             worker.task_conn.send_bytes(pickle.dumps(header, 5))
-            worker.task_conn.send_bytes(work.pickled_items())
+            worker.task_conn.send_bytes(payload)
         except OSError:
             return  # the worker died; the dispatcher sees its sentinel and re-queues
         if not known:
@@ -237,13 +261,43 @@ class ProcessBackend(Backend):
                 worker.known.popitem(last=False)
 
     def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass  # the pipe is full: the dispatcher is awake already
+
+    def _send_segments(self, worker: _Worker, serials: tuple[int, ...]) -> None:
+        """Give ``worker`` the shared-memory segments it does not have yet."""
+        assert self._sharer is not None
+        missing = tuple(s for s in serials if s not in worker.segments)
+        if not missing:
+            return
+        described = self._sharer.describe(missing)
+        header = ("A", [(serial, size) for serial, size, _ in described])
+        try:
+            worker.task_conn.send_bytes(pickle.dumps(header, 5))
+            with socket.socket(fileno=os.dup(worker.task_conn.fileno())) as sock:
+                sendfds(sock, [fd for _, _, fd in described])
+        except OSError:
+            return  # it died; its sentinel will say so
+        worker.segments.update(missing)
+
+    def _expire_segments(self) -> None:
+        """Free segments no work uses any more, in the workers too."""
+        if self._sharer is None:
+            return
+        freed = set(self._sharer.expire())
+        if not freed:
+            return
         with self._lock:
-            if self._wake_w < 0:
-                return  # the dispatcher has finished
+            holders = [w for w in self._workers.values() if w.segments & freed]
+        for worker in holders:
+            dropped = worker.segments & freed
+            worker.segments -= dropped
             try:
-                os.write(self._wake_w, b"x")
+                worker.task_conn.send_bytes(pickle.dumps(("D", sorted(dropped)), 5))
             except OSError:
-                pass  # the pipe is full: it is awake already
+                pass
 
     def _ensure_started(self) -> None:
         if self._thread is None:
@@ -259,7 +313,8 @@ class ProcessBackend(Backend):
             for _ in range(self.workers):
                 self._spawn()
             while self._step():
-                pass
+                if self._hibernate():
+                    return
         except BaseException as exc:  # a bug here must not leave callers waiting forever
             error = BrokenPool(f"the process pool's dispatcher failed: {exc!r}")
             error.__cause__ = exc
@@ -284,8 +339,39 @@ class ProcessBackend(Backend):
             else:
                 self._on_readable(obj)
         self._check_deadlines()
+        self._expire_segments()
         self._maybe_stop_workers()
         return True
+
+    def _hibernate(self) -> bool:
+        """After ``idle_timeout`` s with nothing to do, stop the workers and this thread.
+
+        The pool stays open: the next submit starts a dispatcher, which starts workers.
+        """
+        with self._lock:
+            if not self._idle_for_long():
+                return False
+            leaving = list(self._workers.values())
+            self._workers.clear()
+            self._idle.clear()
+            self._thread = None  # a submit from now on starts a new dispatcher
+            self._retired_threads.append(threading.current_thread())
+        for worker in leaving:
+            _close_quietly(worker.task_conn)  # EOF: the worker exits
+        deadline = time.monotonic() + EXIT_GRACE
+        for worker in leaving:
+            worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
+            _signal(worker, signal.SIGKILL)  # only reaches one that did not exit in time
+            _reap(worker)
+        return True
+
+    def _idle_for_long(self) -> bool:
+        """With the lock held: idle (no work, no dying or new workers) past the timeout."""
+        if self._idle_timeout is None or self._closing or self._pending or self._dying:
+            return False
+        if self._respawns or not all(w.ready and w.work is None for w in self._workers.values()):
+            return False
+        return time.monotonic() - self._last_busy >= self._idle_timeout
 
     def _finished(self) -> bool:
         return self._closing and not self._workers and not self._dying and not self._pending
@@ -298,6 +384,12 @@ class ProcessBackend(Backend):
                 times.append(w.item_started + w.work.job.task_timeout)
             if w.kill_at is not None:
                 times.append(w.kill_at)
+        if self._sharer is not None:
+            expiry = self._sharer.next_expiry()
+            if expiry is not None:
+                times.append(expiry)
+        if self._idle_timeout is not None and not self._pending:
+            times.append(self._last_busy + self._idle_timeout)
         return max(0.0, min(times) - now) if times else None
 
     def _drain_wake(self) -> None:
@@ -310,7 +402,8 @@ class ProcessBackend(Backend):
     # ── starting workers ─────────────────────────────────────────────────────────
 
     def _spawn(self) -> None:
-        task_r, task_w = self._ctx.Pipe(duplex=False)
+        # The task channel is a socket pair, so that descriptors can travel on it.
+        task_r, task_w = self._ctx.Pipe(duplex=True)
         result_r, result_w = self._ctx.Pipe(duplex=False)
         slot = RawArray("q", 2)
         process = self._ctx.Process(  # type: ignore[attr-defined]
@@ -414,6 +507,7 @@ class ProcessBackend(Backend):
         done = base + count == len(work.positions)
         next_work = None
         with self._lock:
+            self._last_busy = time.monotonic()
             worker.reported = base + count
             worker.item_started = time.monotonic()
             if done:
@@ -660,7 +754,8 @@ class ProcessBackend(Backend):
         error = self._broken or _terminated()
         for work in [*pending, *running]:
             _fail(work, error)
-        self._close_wake()
+        if self._sharer is not None:
+            self._sharer.close()
 
     def shutdown(self, *, wait: bool = True, cancel_futures: bool = False) -> None:
         with self._lock:
@@ -671,8 +766,9 @@ class ProcessBackend(Backend):
             thread = self._thread
         for work in dropped:
             work.job.drop(work)
+        if wait:
+            self._join_retired()
         if thread is None:
-            self._close_wake()
             return
         self._wake()
         if wait and thread is not threading.current_thread():
@@ -690,20 +786,23 @@ class ProcessBackend(Backend):
         for worker in running:
             worker.kill_at = time.monotonic() + KILL_GRACE
             _signal(worker, signal.SIGTERM)
+        self._join_retired()
         if thread is None:
-            self._close_wake()
             return
         self._wake()
         if thread is not threading.current_thread():
             thread.join(KILL_GRACE + 5.0)
 
-    def _close_wake(self) -> None:
+    def _join_retired(self) -> None:
         with self._lock:
-            fds = (self._wake_r, self._wake_w)
-            self._wake_r = self._wake_w = -1
-        for fd in fds:
-            if fd >= 0:
-                os.close(fd)
+            retired, self._retired_threads = self._retired_threads, []
+        for thread in retired:
+            if thread is not threading.current_thread():
+                thread.join()
+
+    def usable(self) -> bool:
+        """Open and not broken: it can take more work (a warm pool may be reused)."""
+        return not self._closing and self._broken is None
 
     def stats(self) -> ExecutorStats:
         with self._lock:
@@ -872,6 +971,26 @@ def _exception(
     if where is not None:
         attach(exc, f"anypool: raised {where}")
     return exc
+
+
+def _sharer(shared_memory: bool | int, wake: Callable[[], None]) -> ArraySharer | None:
+    if shared_memory is False or not _sharing.available():
+        return None
+    if shared_memory is True:
+        return ArraySharer(_sharing.DEFAULT_THRESHOLD, wake)
+    if isinstance(shared_memory, int) and shared_memory >= 0:
+        return ArraySharer(shared_memory, wake)
+    raise ValueError(
+        f"shared_memory must be True, False or a size in bytes >= 0, got {shared_memory!r}"
+    )
+
+
+def _close_fds(*fds: int) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 def _terminated() -> BrokenPool:

@@ -20,9 +20,11 @@ imports little.
 
 from __future__ import annotations
 
+import mmap
 import os
 import pickle
 import signal
+import socket
 import sys
 import time
 import traceback
@@ -73,12 +75,45 @@ def main(
     while True:
         try:
             header = pickle.loads(recv())
-            if header[0] != "B":
+            kind = header[0]
+            if kind == "A":
+                _attach_segments(task_conn, header[1])
+                continue
+            if kind == "D":
+                for serial in header[1]:
+                    _segments.pop(serial, None)
+                continue
+            if kind != "B":
                 return
             items_data = recv()
         except (EOFError, OSError):
             return  # the parent is gone or closed the pipe: nothing more to do
         _run_work(header, items_data, functions, slot, send)
+
+
+# ── shared arrays (see _sharing.py for the parent's side) ───────────────────────
+
+_segments: dict[int, mmap.mmap] = {}
+
+
+def _attach_segments(conn: Any, segments: list[tuple[int, int]]) -> None:
+    """Receive the descriptors of new segments and map each one read-only."""
+    from multiprocessing.reduction import recvfds
+
+    with socket.socket(fileno=os.dup(conn.fileno())) as sock:
+        fds = recvfds(sock, len(segments))
+    for (serial, size), fd in zip(segments, fds, strict=True):
+        try:
+            _segments[serial] = mmap.mmap(fd, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
+        finally:
+            os.close(fd)
+
+
+def attach_array(serial: int, dtype: Any, shape: tuple[int, ...]) -> Any:
+    """Unpickle a shared array: a read-only view of its segment (no copy)."""
+    import numpy as np
+
+    return np.ndarray(shape, dtype, buffer=_segments[serial])
 
 
 def _harden() -> None:
