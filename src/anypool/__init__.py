@@ -18,6 +18,7 @@ Example::
 from __future__ import annotations
 
 from ._backends import ExecutorStats
+from ._channel import Channel, ChannelClosed, ChannelStats
 from ._errors import (
     AnypoolError,
     BrokenPool,
@@ -30,22 +31,34 @@ from ._errors import (
     WorkerCrashed,
 )
 from ._executor import DEFAULT_BACKEND, Executor, imap, imap_unordered, map
+from ._group import TaskGroup, TaskGroupStats, cancelled
+from ._pipeline import Pipeline, PipelineRun, PipelineStats, StageStats
 from ._version import __version__
 
 __all__ = [
     "DEFAULT_BACKEND",
     "AnypoolError",
     "BrokenPool",
+    "Channel",
+    "ChannelClosed",
+    "ChannelStats",
     "Executor",
     "ExecutorStats",
     "Failure",
     "InitializerError",
+    "Pipeline",
+    "PipelineRun",
+    "PipelineStats",
     "RemoteTraceback",
     "SerializationError",
+    "StageStats",
     "TaskError",
+    "TaskGroup",
+    "TaskGroupStats",
     "TaskTimeout",
     "WorkerCrashed",
     "__version__",
+    "cancelled",
     "imap",
     "imap_unordered",
     "map",
