@@ -122,7 +122,8 @@ def produce_open(channel: anypool.Channel[Any], start: int, n: int) -> int:
 
 
 def consume(channel: anypool.Channel[Any]) -> list[Any]:
-    return [item[0] if isinstance(item, tuple) else item for item in channel]
+    assert type(channel._impl).__name__ in ("_ThreadChannel", "_ProcessChannel")
+    return [item[0] if isinstance(item, tuple) else item for item in list(channel)]
 
 
 def put_after_close(channel: anypool.Channel[Any]) -> str:

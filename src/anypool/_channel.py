@@ -409,11 +409,11 @@ NOT_SHARED = (
 )
 
 
-def _shared_channel(channel_id: str) -> Channel[Any]:
+def _shared_channel(channel_id: str) -> _ProcessChannel:
     impl = _received.get(channel_id) or _created.get(channel_id)
     if impl is None:
         raise RuntimeError(NOT_SHARED)
-    return _restore(impl)
+    return impl
 
 
 def _rebuild_process_channel(
