@@ -161,6 +161,11 @@ def test_bad_processes_flag_and_timeouts_are_refused() -> None:
 def test_a_thread_channel_says_how_to_cross_processes() -> None:
     with pytest.raises(TypeError, match=r"Channel\(maxsize, processes=True\)"):
         pickle.dumps(anypool.Channel(1))
+    with anypool.Executor("processes", workers=1) as ex:
+        with pytest.raises(anypool.SerializationError) as info:
+            ex.submit(flow_tasks.consume, anypool.Channel(1))
+    assert "cannot send args[0] -> anypool.Channel to a worker process" in str(info.value)
+    assert "give it to the workers in initargs=" in str(info.value)
 
 
 # ── between processes ───────────────────────────────────────────────────────────

@@ -121,6 +121,9 @@ class Channel(Generic[T]):
         producer.join()
     """
 
+    # For anypool's pickling diagnosis: name the channel, not the lock inside it.
+    _refuses_pickling = True
+
     def __init__(self, maxsize: int, *, processes: bool = False) -> None:
         if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
             raise ValueError(
