@@ -74,6 +74,12 @@ class ChannelStats:
         queued: items put and not yet taken.
         closed: whether ``close()`` was called.
         processes: whether the channel connects processes (else threads).
+
+    Example::
+
+        channel = anypool.Channel(4)
+        channel.put("a")
+        channel.stats()   # ChannelStats(maxsize=4, queued=1, closed=False, processes=False)
     """
 
     maxsize: int

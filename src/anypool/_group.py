@@ -33,7 +33,15 @@ from typing import Any, TypeVar
 from ._errors import BrokenPool, attach, describe
 from ._executor import DEFAULT_BACKEND, Executor
 
-__all__ = ["Scope", "TaskGroup", "TaskGroupStats", "cancelled", "current_scope", "run_in_scope"]
+__all__ = [
+    "Scope",
+    "TaskGroup",
+    "TaskGroupStats",
+    "cancelled",
+    "current_scope",
+    "is_coroutine_function",
+    "run_in_scope",
+]
 
 T = TypeVar("T")
 
@@ -130,9 +138,19 @@ def cancelled() -> bool:
     return scope is not None and scope.cancelled
 
 
+def is_coroutine_function(fn: Any) -> bool:
+    """``async def`` functions, partials of one, and objects with ``async def __call__``."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    if inspect.iscoroutinefunction(fn):
+        return True
+    call = None if inspect.isfunction(fn) else vars(type(fn)).get("__call__")
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
 def run_in_scope(scope: Scope, fn: Callable[..., Any]) -> Callable[..., Any]:
     """``fn`` wrapped so that, while it runs, ``scope`` is the current one."""
-    if inspect.iscoroutinefunction(fn):
+    if is_coroutine_function(fn):
 
         @functools.wraps(fn)
         async def run_async(*args: Any, **kwargs: Any) -> Any:
@@ -170,6 +188,12 @@ class TaskGroupStats:
         failed: tasks that raised (cancellations are not failures).
         dropped: tasks cancelled before they ran.
         cancelled: whether the group was cancelled.
+
+    Example::
+
+        with anypool.TaskGroup("threads") as tg:
+            tg.spawn(print, "hello")
+        tg.stats().spawned   # 1
     """
 
     backend: str

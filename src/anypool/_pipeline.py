@@ -42,7 +42,7 @@ from typing import Any, Literal
 
 from ._errors import Failure, attach, describe
 from ._executor import DEFAULT_BACKEND, Executor
-from ._group import Scope, current_scope, run_in_scope
+from ._group import Scope, current_scope, is_coroutine_function, run_in_scope
 from ._mapping import BatchSizer, MapJob, MapRun
 from ._progress import NullProgress
 from ._tasks import CallMode
@@ -192,7 +192,6 @@ class _SourceFeed:
         self._source = source
         self._cond = threading.Condition(threading.Lock())
         self._ready: collections.deque[Any] = collections.deque()
-        self._pulling = 0
         self._allowed = 0
         self._ended = False
         self._error: BaseException | None = None
@@ -210,7 +209,6 @@ class _SourceFeed:
         while self._wait_for_room():
             item = self._pull(items)
             with self._cond:
-                self._pulling = 0
                 if item is _END:
                     self._ended = True
                 else:
@@ -224,9 +222,9 @@ class _SourceFeed:
 
     def _wait_for_room(self) -> bool:
         with self._cond:
+            # The item about to be pulled counts too: ready + 1 <= allowed.
             while not self._cancelled and len(self._ready) >= self._allowed:
                 self._cond.wait()
-            self._pulling = 1
             return not self._cancelled
 
     def _pull(self, items: Iterator[Any]) -> Any:
@@ -359,6 +357,24 @@ class _StageCall:
         return (value, time.perf_counter() - start)
 
 
+class _AsyncStageCall(_StageCall):
+    """``_StageCall`` for a coroutine function: stays a coroutine function itself, so
+    that a backend that runs coroutines (asyncio) sees one."""
+
+    __slots__ = ()
+
+    async def __call__(self, item: Any) -> tuple[Any, float]:  # type: ignore[override]
+        if type(item) is Failure:
+            return (item, -1.0)
+        start = time.perf_counter()
+        try:
+            value = await self.fn(item)
+        except BaseException as exc:
+            attach(exc, f"anypool: the failing item: {describe(item)}")
+            raise
+        return (value, time.perf_counter() - start)
+
+
 # ── statistics ──────────────────────────────────────────────────────────────────
 
 
@@ -380,6 +396,13 @@ class StageStats:
         blocked_on_output: seconds it waited for downstream (or the caller) to take
             its results.
         elapsed: seconds from the start of the run to the end of this stage (or now).
+
+    Example::
+
+        pipeline = anypool.Pipeline(range(10)).stage(abs, name="abs")
+        pipeline.collect()
+        stage = pipeline.stats().stages[0]
+        print(stage.name, stage.items_in, stage.items_out, f"{stage.busy:.0%}")
     """
 
     name: str
@@ -526,9 +549,10 @@ class _Run:
 
     def _call(self, stage: _Stage) -> _StageCall:
         fn = stage.fn
+        is_async = is_coroutine_function(fn)
         if not stage.executor._backend.needs_pickling:
             fn = run_in_scope(self.scope, fn)  # anypool.cancelled() works in the stage
-        return _StageCall(fn)
+        return _AsyncStageCall(fn) if is_async else _StageCall(fn)
 
     def _chunks(
         self, stage: _Stage, intake: _Handoff | _SourceFeed, meter: _Meter
