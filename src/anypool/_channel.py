@@ -106,8 +106,9 @@ class Channel(Generic[T]):
             items are pickled. Such a channel reaches another process only when that
             process starts: as an argument of ``multiprocessing.Process``, or in the
             ``initargs`` of an anypool processes ``Executor``/``TaskGroup``/pipeline
-            stage (see docs/channel.md). Passing it to ``submit()`` fails with a
-            :class:`SerializationError` saying so.
+            stage (see docs/channel.md). After that, tasks in those workers may take
+            it as an argument; a worker that did not receive it at start fails such a
+            task with a ``RuntimeError`` that says so.
 
     Example::
 
