@@ -20,6 +20,7 @@ from __future__ import annotations
 from ._amap import amap
 from ._auto import Profile, profile
 from ._backends import ExecutorStats
+from ._channel import Channel, ChannelClosed, ChannelStats
 from ._errors import (
     AnypoolError,
     BrokenPool,
@@ -32,6 +33,8 @@ from ._errors import (
     WorkerCrashed,
 )
 from ._executor import DEFAULT_BACKEND, Executor, imap, imap_unordered, map
+from ._group import TaskGroup, TaskGroupStats, cancelled
+from ._pipeline import Pipeline, PipelineRun, PipelineStats, StageStats
 from ._resources import (
     PoolClosed,
     PoolTimeout,
@@ -46,10 +49,16 @@ __all__ = [
     "DEFAULT_BACKEND",
     "AnypoolError",
     "BrokenPool",
+    "Channel",
+    "ChannelClosed",
+    "ChannelStats",
     "Executor",
     "ExecutorStats",
     "Failure",
     "InitializerError",
+    "Pipeline",
+    "PipelineRun",
+    "PipelineStats",
     "PoolClosed",
     "PoolTimeout",
     "Profile",
@@ -58,11 +67,15 @@ __all__ = [
     "ResourcePool",
     "ResourcePoolStats",
     "SerializationError",
+    "StageStats",
     "TaskError",
+    "TaskGroup",
+    "TaskGroupStats",
     "TaskTimeout",
     "WorkerCrashed",
     "__version__",
     "amap",
+    "cancelled",
     "close_pools",
     "imap",
     "imap_unordered",

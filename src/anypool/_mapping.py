@@ -328,6 +328,10 @@ class MapRun:
                 if chunk:
                     self.handed += len(chunk)
                     yield chunk
+                    if batch.cursor == len(batch):
+                        # Drop a finished batch before reading more input: its items may
+                        # already be gone downstream, and must not stay alive here.
+                        self.batches.popleft()
                     self.top_up()
                 elif batch.cursor == len(batch):
                     self.batches.popleft()
@@ -351,6 +355,9 @@ class MapRun:
             return []
         chunk = batch.results[start:stop]
         batch.results[start:stop] = [None] * (stop - start)  # the caller owns them now
+        # Their inputs are settled too (never re-run): drop them, so that at most
+        # max_in_flight items are alive here even while the rest of the batch runs.
+        batch.items[start:stop] = [None] * (stop - start)
         batch.cursor = stop
         return chunk
 
@@ -385,6 +392,7 @@ class MapRun:
                 if value:
                     out.append(batch.results[position])
                     batch.results[position] = None
+                    batch.items[position] = None  # settled: see _ready_prefix
                 else:
                     if out:
                         return out  # hand over what finished first, raise next time

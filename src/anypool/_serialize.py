@@ -53,6 +53,8 @@ _HINTS = {
     "it, instead",
     "Connection": "a database or pipe connection cannot be sent to another process: open one "
     "per worker with initializer=, or use backend='threads'",
+    "Channel": "create the channel with anypool.Channel(maxsize, processes=True) and give it "
+    "to the workers in initargs= (see docs/channel.md), or use backend='threads'",
 }
 _DEFAULT_HINT = (
     "pass something that pickles (plain data), create the object in the task or once per "
@@ -164,8 +166,8 @@ def find_unpicklable(obj: Any, root: str = "obj") -> tuple[str, Any] | None:
 
 
 def _descend(obj: Any, path: str, depth: int) -> tuple[str, Any]:
-    if depth >= _MAX_DEPTH:
-        return path, obj
+    if depth >= _MAX_DEPTH or getattr(type(obj), "_refuses_pickling", False):
+        return path, obj  # an object that refuses as a whole says why itself
     for child_path, child in _children(obj, path):
         if not _pickles(child):
             return _descend(child, child_path, depth + 1)

@@ -34,9 +34,12 @@ Why this shape (see also design/PROCESSES.md):
 from __future__ import annotations
 
 import collections
+import copyreg
+import io
 import itertools
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.heap
 import os
 import pickle
 import signal
@@ -47,7 +50,7 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 from multiprocessing.context import BaseContext
-from multiprocessing.reduction import sendfds
+from multiprocessing.reduction import ForkingPickler, sendfds
 from multiprocessing.sharedctypes import RawArray
 from typing import Any
 
@@ -927,16 +930,73 @@ def _context(start_method: str | BaseContext | None) -> BaseContext:
 
 def _pickle_initializer(
     initializer: Callable[..., Any] | None, initargs: tuple[Any, ...]
-) -> bytes | None:
+) -> bytes | _AtWorkerStart | None:
     if initializer is None:
         return None
     from .._serialize import serialization_error
 
     try:
-        data: bytes = cloudpickle.dumps((initializer, initargs), 5)
+        _StartCheck(io.BytesIO(), 5).dump(initargs)
+    except RuntimeError:
+        pass  # a multiprocessing object (Lock, Queue, Value): it pickles at worker start
+    except Exception:
+        # Arguments only cloudpickle can send (a lambda, a closure) go as bytes, now.
+        try:
+            data: bytes = cloudpickle.dumps((initializer, initargs), 5)
+        except Exception as exc:
+            what = "(initializer, initargs)"
+            raise serialization_error((initializer, initargs), what, exc) from exc
+        return data
+    try:
+        cloudpickle.dumps(initializer, 5)  # fail here, not in every worker
     except Exception as exc:
-        raise serialization_error((initializer, initargs), "(initializer, initargs)", exc) from exc
-    return data
+        raise serialization_error(initializer, "initializer", exc) from exc
+    return _AtWorkerStart(initializer, initargs)
+
+
+def _at_start(obj: Any) -> Any:
+    raise RuntimeError(f"{type(obj).__name__} objects pickle only as a process starts")
+
+
+class _StartCheck(pickle.Pickler):
+    """Pickles as ``Process.start()`` will, minus the side effects.
+
+    multiprocessing's reducers for pipes, sockets and shared-memory arenas hand a file
+    descriptor to the process being started; outside a start they would start a
+    descriptor-sharing thread instead. Here they only say "at worker start".
+    """
+
+    dispatch_table = collections.ChainMap(  # noqa: RUF012 (read-only, like ForkingPickler's)
+        dict.fromkeys(
+            (socket.socket, multiprocessing.connection.Connection, multiprocessing.heap.Arena),
+            _at_start,
+        ),
+        ForkingPickler._extra_reducers,  # type: ignore[attr-defined]
+        copyreg.dispatch_table,  # type: ignore[arg-type]
+    )
+
+
+class _AtWorkerStart:
+    """The initializer and its ``initargs``, pickled as each worker process starts.
+
+    As with ``multiprocessing.Pool``, the arguments travel inside ``Process.start()``,
+    the one moment multiprocessing's own objects (Lock, Queue, Value, an
+    ``anypool.Channel(processes=True)``) may be pickled; they are pickled by that same
+    pickler, so shared memory and pipes reach the worker once. The initializer itself
+    is cloudpickled (lambdas work). Under 'fork' nothing is pickled: the worker
+    receives this object as it is.
+    """
+
+    __slots__ = ("initargs", "initializer")
+
+    def __init__(self, initializer: Callable[..., Any] | bytes, initargs: tuple[Any, ...]) -> None:
+        self.initializer = initializer
+        self.initargs = initargs
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        fn = self.initializer
+        data = fn if isinstance(fn, bytes) else cloudpickle.dumps(fn, 5)
+        return (_AtWorkerStart, (data, self.initargs))
 
 
 def _decode_results(

@@ -142,6 +142,8 @@ class ThreadBackend(Backend):
                 _fail(work, self._broken)
             elif work.job.on_start(work) and not self._run(runner, work):
                 return  # abandoned after a timeout: a replacement took over
+            # An idle thread must not keep its last work's items alive (memory bounds).
+            del work
             self._idle.release()
 
     def _run(self, runner: _Runner, work: Work) -> bool:

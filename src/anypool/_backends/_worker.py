@@ -60,7 +60,7 @@ def main(
     task_conn: Any,
     result_conn: Any,
     slot_array: Any,
-    init_payload: bytes | None,
+    init_payload: Any,
 ) -> None:
     """Entry point of a worker process."""
     _harden()
@@ -162,9 +162,14 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def _initialize(payload: bytes, send: Callable[[bytes], None]) -> bool:
+def _initialize(payload: Any, send: Callable[[bytes], None]) -> bool:
     try:
-        initializer, initargs = pickle.loads(payload)
+        if isinstance(payload, bytes):
+            initializer, initargs = pickle.loads(payload)
+        else:  # the parent's _AtWorkerStart: the initializer cloudpickled, or under fork as is
+            initializer, initargs = payload.initializer, payload.initargs
+            if isinstance(initializer, bytes):
+                initializer = pickle.loads(initializer)
         initializer(*initargs)
     except BaseException as exc:
         _, type_name, message, text = _record(exc)
