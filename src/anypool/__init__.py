@@ -21,6 +21,7 @@ from ._backends import ExecutorStats
 from ._errors import (
     AnypoolError,
     BrokenPool,
+    ClusterUnreachable,
     Failure,
     InitializerError,
     RemoteTraceback,
@@ -36,6 +37,7 @@ __all__ = [
     "DEFAULT_BACKEND",
     "AnypoolError",
     "BrokenPool",
+    "ClusterUnreachable",
     "Executor",
     "ExecutorStats",
     "Failure",

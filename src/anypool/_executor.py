@@ -27,6 +27,7 @@ DEFAULT_BACKEND = "threads"
 OnError = Literal["raise", "collect"]
 _ON_ERROR = ("raise", "collect")
 _PROCESS_ONLY = ("start_method", "max_tasks_per_worker")
+_DASK_ONLY = ("address", "security", "connect_timeout")
 
 
 class Executor(concurrent.futures.Executor):
@@ -38,9 +39,12 @@ class Executor(concurrent.futures.Executor):
     ``starmap`` behave like :class:`multiprocessing.pool.Pool`'s.
 
     Args:
-        backend: ``"threads"`` (the default for now), ``"processes"`` or ``"serial"``.
+        backend: ``"threads"`` (the default for now), ``"processes"``, ``"serial"`` or
+            ``"dask"`` (a Dask cluster; needs ``pip install 'anypool[dask]'``).
         workers: how many workers; ``None`` picks per backend: processes: the CPUs this
-            process may use; threads: ``min(32, CPUs + 4)``; serial: 1.
+            process may use; threads: ``min(32, CPUs + 4)``; serial: 1; dask: the
+            cluster's threads (with ``address``), else a local cluster of one worker
+            process per CPU. With ``address``, a number caps the tasks in flight.
         chunksize: items per batch sent to a worker: ``"auto"`` measures the work and
             sizes batches to take about 20 ms (processes) or 5 ms (threads); an int
             fixes it.
@@ -59,6 +63,12 @@ class Executor(concurrent.futures.Executor):
         start_method: processes only: ``"forkserver"`` (the Linux default), ``"spawn"``
             or ``"fork"``, or a ``multiprocessing`` context.
         max_tasks_per_worker: processes only: replace a worker after this many tasks.
+        address: dask only: the scheduler, e.g. ``"tcp://scheduler-host:8786"``; default: the
+            ``ANYPOOL_DASK_ADDRESS`` environment variable, else a ``LocalCluster`` on
+            127.0.0.1 that lives as long as the executor.
+        security: dask only: a ``distributed.Security`` (TLS), passed to Dask as is.
+        connect_timeout: dask only: seconds to wait for the scheduler (default 10);
+            past it, :class:`ClusterUnreachable` names the address.
         max_in_flight: the most items of one map held between the input and the caller.
 
     Example::
@@ -91,6 +101,9 @@ class Executor(concurrent.futures.Executor):
         start_method: str | None = None,
         max_tasks_per_worker: int | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        address: str | None = None,
+        security: Any = None,
+        connect_timeout: float | None = None,
     ) -> None:
         cls = backend_class(backend)
         self._workers = _check_workers(workers, cls)
@@ -115,9 +128,18 @@ class Executor(concurrent.futures.Executor):
                 options["max_tasks_per_worker"] = _positive_int(
                     max_tasks_per_worker, "max_tasks_per_worker"
                 )
+        if address is not None or security is not None or connect_timeout is not None:
+            if backend != "dask":
+                raise ValueError(
+                    f"{', '.join(_DASK_ONLY)} apply only to backend='dask', not {backend!r}"
+                )
+            options.update(address=address, security=security, connect_timeout=connect_timeout)
+        if backend == "dask":
+            options["workers_from_cluster"] = workers is None
         self._backend: Backend = cls(
             workers=self._workers, initializer=initializer, initargs=tuple(initargs), **options
         )
+        self._workers = self._backend.workers  # a Dask cluster's size is known once connected
         self._shutdown_lock = threading.Lock()
         self._shutdown = False
         self._submit_progress: Any = None

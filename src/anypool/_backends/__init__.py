@@ -13,6 +13,7 @@ _REGISTRY: dict[str, tuple[str, str, str | None]] = {
     "serial": ("._serial", "SerialBackend", None),
     "threads": ("._threads", "ThreadBackend", None),
     "processes": ("._processes", "ProcessBackend", None),
+    "dask": ("._dask", "DaskBackend", "dask"),
 }
 
 
