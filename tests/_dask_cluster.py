@@ -43,12 +43,44 @@ def dask_cli() -> str:
     return found
 
 
+class TLSFiles:
+    """A certificate authority for one test cluster, and a certificate it signed.
+
+    Made with the same ``openssl`` commands that docs/scaling.md shows.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.ca, self.cert, self.key = (directory / n for n in ("ca.pem", "cert.pem", "key.pem"))
+        ca_key, request = directory / "ca-key.pem", directory / "req.pem"
+        for command in (
+            f"req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=anypool-test-ca "
+            f"-keyout {ca_key} -out {self.ca}",
+            f"req -newkey rsa:2048 -nodes -subj /CN=anypool-test -keyout {self.key} -out {request}",
+            f"x509 -req -in {request} -CA {self.ca} -CAkey {ca_key} -CAcreateserial -days 2 "
+            f"-out {self.cert}",
+        ):
+            subprocess.run(["openssl", *command.split()], check=True, capture_output=True)
+
+    def cli_args(self) -> list[str]:
+        files = {"--tls-ca-file": self.ca, "--tls-cert": self.cert, "--tls-key": self.key}
+        return [part for flag, path in files.items() for part in (flag, str(path))]
+
+    def security(self) -> distributed.Security:
+        return distributed.Security(
+            tls_ca_file=str(self.ca),
+            tls_client_cert=str(self.cert),
+            tls_client_key=str(self.key),
+            require_encryption=True,
+        )
+
+
 class DaskCluster:
     """One scheduler and ``n_workers`` single-threaded workers (each under a nanny)."""
 
-    def __init__(self, workdir: Path, n_workers: int = 2) -> None:
+    def __init__(self, workdir: Path, n_workers: int = 2, tls: TLSFiles | None = None) -> None:
         self.workdir = workdir
         self.n_workers = n_workers
+        self.tls = tls
         self.address = ""
         self.scheduler: subprocess.Popen[bytes] | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
@@ -62,24 +94,29 @@ class DaskCluster:
             "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": str(ALLOWED_FAILURES),
         }
         info = self.workdir / "scheduler.json"
+        tls = [] if self.tls is None else self.tls.cli_args()
+        protocol = [] if self.tls is None else ["--protocol", "tls"]
         self.scheduler = self._spawn(
             "scheduler",
             ["--host", "127.0.0.1", "--port", "0", "--scheduler-file", str(info), *_HTTP],
             env,
+            [*protocol, *tls],
         )
         self.address = self._read_address(info)
         for i in range(self.n_workers):
             args = [self.address, "--host", "127.0.0.1", "--nthreads", "1", *_HTTP]
             args += ["--name", f"worker-{i}", "--local-directory", str(self.workdir / f"w{i}")]
-            self.workers.append(self._spawn(f"worker-{i}", args, env))
+            self.workers.append(self._spawn(f"worker-{i}", args, env, tls))
         self.wait_for_workers(self.n_workers)
 
-    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, name: str, args: list[str], env: dict[str, str], extra: list[str]
+    ) -> subprocess.Popen[bytes]:
         kind = "scheduler" if name == "scheduler" else "worker"
         log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 (the process owns it)
         try:
             return subprocess.Popen(
-                [dask_cli(), kind, *args],
+                [dask_cli(), kind, *args, *extra],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -105,8 +142,9 @@ class DaskCluster:
         """Block until ``n`` workers are registered with the scheduler."""
 
         async def wait() -> None:
+            security = None if self.tls is None else self.tls.security()
             async with distributed.Client(
-                self.address, asynchronous=True, set_as_default=False, timeout=30
+                self.address, asynchronous=True, set_as_default=False, timeout=30, security=security
             ) as client:
                 await client.wait_for_workers(n, timeout=START_TIMEOUT)
 

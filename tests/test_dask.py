@@ -9,9 +9,11 @@ other process or thread behind.
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -23,9 +25,10 @@ import pytest
 
 import anypool
 from anypool._backends import backend_class
+from anypool._cli import main as cli_main
 
 from . import dask_tasks, tasks
-from ._dask_cluster import ALLOWED_FAILURES, DaskCluster
+from ._dask_cluster import ALLOWED_FAILURES, DaskCluster, TLSFiles
 from ._leaks import descendants, extra_threads, helper_pids
 
 # The foundation's property test (map equals the builtin map), run here on the dask
@@ -213,11 +216,9 @@ def test_task_timeout_fails_the_task_on_time(cluster: DaskCluster, tmp_path: Pat
                 ex.submit(tasks.wait_for_file, str(gate)).result(timeout=60)
             assert time.monotonic() - start < 30  # not the 30 s the task would wait
             assert info.value.timeout == 0.5
-            results = list(
-                ex.map(tasks.sleep_return, [0.0, 60.0, 0.0], ["a", "b", "c"], on_error="collect")
-            )
-            assert results[0] == "a"
-            assert results[2] == "c"
+            paths = [str(tmp_path), str(gate), str(tmp_path)]  # only the middle one waits
+            results = list(ex.map(tasks.wait_for_file, paths, on_error="collect"))
+            assert results[0] == results[2] == str(tmp_path)
             assert isinstance(results[1], anypool.Failure)
             assert isinstance(results[1].exception, anypool.TaskTimeout)
             assert results[1].exception.index == 1
@@ -248,13 +249,16 @@ def test_shutdown_cancel_futures_drops_what_has_not_started(
     ex = anypool.Executor("dask", address=cluster.address, workers=1)
     running = ex.submit(tasks.wait_for_file, str(gate))
     queued = [ex.submit(tasks.square, i) for i in range(4)]
+    settled = threading.Semaphore(0)
+    for f in queued:  # cancel() runs callbacks (wait() would need a notification too)
+        f.add_done_callback(lambda _: settled.release())
     closer = threading.Thread(target=ex.shutdown, kwargs={"cancel_futures": True})
     closer.start()
-    for f in queued:
-        assert f.cancelled() or isinstance(
-            f.exception(timeout=60), concurrent.futures.CancelledError
-        )
-    gate.touch()
+    try:
+        assert all(settled.acquire(timeout=60) for _ in queued)
+        assert all(f.cancelled() for f in queued)
+    finally:
+        gate.touch()
     closer.join(timeout=60)
     assert not closer.is_alive()
     assert running.result(timeout=0) == str(gate)
@@ -406,6 +410,24 @@ def test_an_unreachable_scheduler_fails_within_the_timeout(peer: str) -> None:
     assert isinstance(info.value, ConnectionError)
 
 
+def test_a_tls_cluster_needs_the_right_security(tmp_path: Path) -> None:
+    """The TLS set-up of docs/scaling.md: only a client with a certificate of the
+    cluster's own authority gets in."""
+    tls = TLSFiles(tmp_path)
+    tls_cluster = DaskCluster(tmp_path, n_workers=1, tls=tls)
+    _clusters.append(tls_cluster)
+    try:
+        tls_cluster.start()
+        assert tls_cluster.address.startswith("tls://127.0.0.1:")
+        with anypool.Executor("dask", address=tls_cluster.address, security=tls.security()) as ex:
+            assert list(ex.map(tasks.square, range(5))) == [0, 1, 4, 9, 16]
+        with pytest.raises(anypool.ClusterUnreachable, match="tls://"):
+            anypool.Executor("dask", address=tls_cluster.address, connect_timeout=2)
+    finally:
+        tls_cluster.stop()
+        _clusters.remove(tls_cluster)
+
+
 def test_the_address_can_come_from_the_environment(
     cluster: DaskCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -481,3 +503,60 @@ def test_a_local_cluster_stops_with_its_executor() -> None:
     with anypool.Executor("dask", workers=1) as ex:
         assert ex.submit(dask_tasks.worker_pid).result(timeout=60) in descendants() - before
     # no_leaks checks that its worker process is gone
+
+
+def test_a_script_without_a_main_guard_is_told_what_to_write(tmp_path: Path) -> None:
+    script = tmp_path / "unguarded.py"
+    script.write_text("import anypool\nprint(anypool.map(abs, [-1], backend='dask', workers=1))\n")
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert proc.returncode != 0
+    assert "could not start a local Dask cluster" in proc.stderr
+    assert 'if __name__ == "__main__":' in proc.stderr
+
+
+# ── anypool bench on the cluster ────────────────────────────────────────────────
+
+
+def test_bench_measures_the_dask_backend_on_a_cluster(cluster: DaskCluster, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "anypool",
+            "bench",
+            "--backends",
+            "dask",
+            "--address",
+            cluster.address,
+            "--workloads",
+            "io",
+            "--tasks",
+            "4",
+            "--repeat",
+            "1",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    assert set(data) == {"anypool", "python", "cpus", "gil_enabled", "results"}
+    rows = {r["backend"]: r for r in data["results"]}
+    assert set(rows) == {"serial", "dask"}
+    for row in rows.values():
+        assert set(row) == {"workload", "backend", "workers", "tasks", "seconds", "speedup"}
+    assert rows["dask"]["workers"] == 2  # the cluster's two single-threaded workers
+    assert rows["dask"]["tasks"] == 4
+
+
+def test_bench_address_without_the_dask_backend_is_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli_main(["bench", "--backends", "threads", "--address", "tcp://127.0.0.1:1"]) == 2
+    assert "add dask to --backends" in " ".join(capsys.readouterr().out.split())

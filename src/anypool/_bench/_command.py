@@ -37,6 +37,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         help=f"comma-separated, from: {','.join(WORKLOADS)}",
     )
+    p.add_argument(
+        "--address",
+        metavar="URL",
+        help="the Dask scheduler for --backends dask, e.g. tcp://host:8786 (default: "
+        "$ANYPOOL_DASK_ADDRESS, else a local cluster on 127.0.0.1)",
+    )
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--plot", metavar="PATH", help="also draw a PNG bar chart (needs anypool[plot])")
     p.set_defaults(handler=run)
@@ -88,6 +94,13 @@ def run(args: argparse.Namespace) -> int:
     ]
     if "serial" not in backends:
         backends = ["serial", *backends]
+    if args.address and "dask" not in backends:
+        console.print(
+            "error: --address is the Dask scheduler for --backends dask; add dask to --backends",
+            style="red",
+            markup=False,
+        )
+        return 2
     workloads = args.workloads or list(WORKLOADS)
     tasks = args.tasks or preset["tasks"]
     repeat = args.repeat or preset["repeat"]
@@ -99,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
             workers=args.workers,
             repeat=repeat,
             on_result=lambda m: status.update(f"measured {m.workload} on {m.backend}..."),
+            address=args.address,
         )
     console.print(table(results))
     console.print(reading(results), soft_wrap=False)
