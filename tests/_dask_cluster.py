@@ -65,13 +65,12 @@ class TLSFiles:
         files = {"--tls-ca-file": self.ca, "--tls-cert": self.cert, "--tls-key": self.key}
         return [part for flag, path in files.items() for part in (flag, str(path))]
 
-    def security(self) -> distributed.Security:
-        return distributed.Security(
-            tls_ca_file=str(self.ca),
-            tls_client_cert=str(self.cert),
-            tls_client_key=str(self.key),
-            require_encryption=True,
-        )
+    def security(self, roles: tuple[str, ...] = ("client",)) -> distributed.Security:
+        """Dask's TLS settings with this certificate for each of ``roles``."""
+        files = {}
+        for role in roles:
+            files[f"tls_{role}_cert"], files[f"tls_{role}_key"] = str(self.cert), str(self.key)
+        return distributed.Security(tls_ca_file=str(self.ca), require_encryption=True, **files)
 
 
 class DaskCluster:
@@ -107,7 +106,8 @@ class DaskCluster:
             args = [self.address, "--host", "127.0.0.1", "--nthreads", "1", *_HTTP]
             args += ["--name", f"worker-{i}", "--local-directory", str(self.workdir / f"w{i}")]
             self.workers.append(self._spawn(f"worker-{i}", args, env, tls))
-        self.wait_for_workers(self.n_workers)
+        if self.n_workers:
+            self.wait_for_workers(self.n_workers)
 
     def _spawn(
         self, name: str, args: list[str], env: dict[str, str], extra: list[str]

@@ -381,6 +381,27 @@ def test_a_task_that_kills_every_worker_fails_alone_as_worker_crashed(
     cluster.wait_for_workers(2)
 
 
+def test_losing_the_scheduler_fails_what_is_in_flight_and_breaks_the_pool(
+    tmp_path: Path,
+) -> None:
+    doomed = DaskCluster(tmp_path, n_workers=0)  # the task waits in the scheduler
+    _clusters.append(doomed)
+    try:
+        doomed.start()
+        with anypool.Executor("dask", address=doomed.address) as ex:
+            in_flight = ex.submit(tasks.square, 2)
+            assert doomed.scheduler is not None
+            doomed.scheduler.send_signal(signal.SIGKILL)
+            error = in_flight.exception(timeout=60)
+            assert isinstance(error, anypool.BrokenPool)
+            assert "lost the connection to the Dask scheduler" in str(error)
+            with pytest.raises(anypool.BrokenPool):
+                ex.submit(tasks.square, 3)
+    finally:
+        doomed.stop()
+        _clusters.remove(doomed)
+
+
 # ── connecting ──────────────────────────────────────────────────────────────────
 
 
@@ -426,6 +447,13 @@ def test_a_tls_cluster_needs_the_right_security(tmp_path: Path) -> None:
     finally:
         tls_cluster.stop()
         _clusters.remove(tls_cluster)
+
+
+def test_a_local_cluster_with_tls(tmp_path: Path) -> None:
+    security = TLSFiles(tmp_path).security(roles=("client", "scheduler", "worker"))
+    with anypool.Executor("dask", workers=1, security=security) as ex:
+        assert ex._backend.address.startswith("tls://127.0.0.1:")  # type: ignore[attr-defined]
+        assert ex.submit(pow, 2, 5).result(timeout=60) == 32
 
 
 def test_the_address_can_come_from_the_environment(
