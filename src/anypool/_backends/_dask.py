@@ -75,7 +75,7 @@ from .._errors import (
     WorkerCrashed,
     attach,
 )
-from .._tasks import FlushMode, Work
+from .._tasks import FlushMode, FutureJob, Work
 from . import _worker
 from ._base import Backend, ExecutorStats, available_cpus
 from ._inline import caller
@@ -101,6 +101,11 @@ LOCAL_START_TIMEOUT = 120.0
 # for stats() and the task slots: often enough to follow a worker that joins or dies,
 # rarely enough to cost nothing. (The Client itself refreshes it every 2 s.)
 INFO_INTERVAL = 1.0
+# Task slots per worker thread for map() batches: with one batch waiting beside each
+# running one, a worker thread never sits idle for the ~10 ms round trip between a result
+# and its next task. submit() keeps to one slot per thread, so that a future still
+# waiting here can be cancelled (a task handed to Dask cannot).
+MAP_SLOTS_PER_THREAD = 2
 # Functions a worker keeps unpickled, per process: a map sends its function with every
 # batch, and unpickling it each time would cost more than the batch for tiny items.
 FUNCTION_CACHE = 64
@@ -126,8 +131,9 @@ class _Task:
 class DaskBackend(Backend):
     name = "dask"
     needs_pickling = True
-    # A Dask task costs about a millisecond of scheduler and network time: batches of
-    # about 0.1 s keep that near 1 % while still spreading the work over the cluster.
+    # A Dask task costs milliseconds of scheduler and network time (about 10 ms from
+    # submit to result on one machine): batches of about 0.1 s make that a small share,
+    # while still spreading the work over the cluster and reporting progress often.
     batch_target = 0.1
 
     @classmethod
@@ -315,14 +321,18 @@ class DaskBackend(Backend):
 
         Works wait here, not in Dask's scheduler, until a slot is free: so a queued
         ``submit()`` can still be cancelled, ``shutdown(cancel_futures=True)`` drops
-        exactly what has not started, and a work handed to Dask starts at once.
+        what has not started, and a ``submit()`` handed to Dask starts at once.
         """
         ready: list[Work] = []
         if self._broken is not None or self._terminating:
             return ready  # what waits is settled by _break or terminate, not run
-        capacity = self._capacity()
-        while self._pending and self._in_flight + len(ready) < capacity:
-            work = self._pending.popleft()
+        threads = self._capacity()
+        while self._pending:
+            work = self._pending[0]
+            slots = threads if isinstance(work.job, FutureJob) else threads * MAP_SLOTS_PER_THREAD
+            if self._in_flight + len(ready) >= slots:
+                break
+            self._pending.popleft()
             if work.job.on_start(work):
                 ready.append(work)
         self._in_flight += len(ready)
