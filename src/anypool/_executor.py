@@ -47,8 +47,7 @@ class Executor(concurrent.futures.Executor):
             process per CPU. With ``address``, a number caps the tasks in flight.
         chunksize: items per batch sent to a worker: ``"auto"`` measures the work and
             sizes batches to take about 20 ms (processes), 5 ms (threads) or 100 ms
-            (dask); an int
-            fixes it.
+            (dask); an int fixes it.
         progress: show a progress bar (done/total, rate, time left) on standard error.
         task_timeout: seconds one task may run. A process task past it is killed and
             fails with :class:`TaskTimeout`; a thread task cannot be killed, so its caller
