@@ -51,7 +51,8 @@ class Executor(concurrent.futures.Executor):
         progress: show a progress bar (done/total, rate, time left) on standard error.
         task_timeout: seconds one task may run. A process task past it is killed and
             fails with :class:`TaskTimeout`; a thread task cannot be killed, so its caller
-            gets ``TaskTimeout`` on time and the thread is abandoned.
+            gets ``TaskTimeout`` on time and the thread is abandoned (on dask, a thread
+            of the worker process is abandoned the same way).
         retries: how many times a failed task is run again before its failure counts.
         retry_on: the exception types that are retried (default: any ``Exception``,
             which includes ``WorkerCrashed`` and ``TaskTimeout``).
