@@ -40,3 +40,33 @@ def exit_every_time(path: str) -> None:
 
 def worker_pid(_: object = None) -> int:
     return os.getpid()
+
+
+def _refuse_to_load() -> None:
+    raise RuntimeError("this object cannot be loaded here")
+
+
+class Unloadable:
+    """A callable that pickles but will not unpickle: its loader raises.
+
+    (Not an exception class: importing distributed makes every exception class that
+    exists at that moment pickle through tblib, which does not call ``__init__``.)
+    """
+
+    def __call__(self, x: object) -> object:
+        return x
+
+    def __reduce__(self) -> tuple[object, tuple[()]]:
+        return (_refuse_to_load, ())
+
+
+def unloadable_result_at(i: int, bad: int = 1) -> object:
+    """Item ``bad`` returns a value that pickles on the worker but will not unpickle."""
+    return Unloadable() if i == bad else i
+
+
+def exit_on(i: int, bad: int = 1) -> int:
+    """Item ``bad`` ends its worker process, every time it runs."""
+    if i == bad:
+        os._exit(1)
+    return i

@@ -330,6 +330,45 @@ def test_unpicklable_arguments_and_results(ex: anypool.Executor) -> None:
     assert isinstance(results[0].exception, anypool.SerializationError)
 
 
+# Poison objects: each fails at one step of a task's trip, and only its own item fails.
+POISON = [
+    pytest.param(
+        tasks.identity,
+        [0, dask_tasks.Unloadable(), 2],
+        "while unpickling the arguments on a Dask worker",
+        id="argument-will-not-unpickle-on-the-worker",
+    ),
+    pytest.param(
+        dask_tasks.unloadable_result_at,
+        [0, 1, 2],
+        "while unpickling the task's result",
+        id="result-will-not-unpickle-here",
+    ),
+]
+
+
+@pytest.mark.parametrize(("fn", "items", "where"), POISON)
+def test_a_poison_item_fails_alone(
+    ex: anypool.Executor, fn: object, items: list[object], where: str
+) -> None:
+    results = list(ex.map(fn, items, chunksize=3, on_error="collect"))  # type: ignore[call-overload]
+    assert results[0] == items[0] and results[2] == items[2]
+    failure = results[1]
+    assert isinstance(failure, anypool.Failure)
+    assert isinstance(failure.exception, RuntimeError)
+    assert "cannot be loaded here" in str(failure.exception)
+    assert any(where in note for note in failure.exception.__notes__), failure.exception.__notes__
+
+
+def test_a_function_that_will_not_unpickle_on_the_workers(ex: anypool.Executor) -> None:
+    results = list(ex.map(dask_tasks.Unloadable(), [1, 2], on_error="collect"))
+    for failure in results:
+        assert isinstance(failure, anypool.Failure)
+        assert isinstance(failure.exception, RuntimeError)
+        assert "cannot be loaded here" in str(failure.exception)
+        assert any("function" in note for note in failure.exception.__notes__)
+
+
 # ── losing workers ──────────────────────────────────────────────────────────────
 
 
@@ -400,6 +439,19 @@ def test_losing_the_scheduler_fails_what_is_in_flight_and_breaks_the_pool(
     finally:
         doomed.stop()
         _clusters.remove(doomed)
+
+
+def test_an_item_that_kills_its_workers_is_found_in_its_batch(
+    cluster: DaskCluster,
+) -> None:
+    with anypool.Executor("dask", address=cluster.address) as ex:
+        results = list(ex.map(dask_tasks.exit_on, [0, 1, 2], chunksize=3, on_error="collect"))
+        assert ex.stats().crashed == 1
+    assert results[0] == 0 and results[2] == 2
+    assert isinstance(results[1], anypool.Failure)
+    assert isinstance(results[1].exception, anypool.WorkerCrashed)
+    assert results[1].index == 1
+    cluster.wait_for_workers(2)
 
 
 # ── connecting ──────────────────────────────────────────────────────────────────

@@ -174,6 +174,11 @@ class DaskBackend(Backend):
         self._broken: BaseException | None = None
         self._workers_from_cluster = workers_from_cluster and self.address is not None
         self._pending: collections.deque[Work] = collections.deque()  # waiting for a slot
+        # Items re-run alone to find which one kills workers (or will not unpickle): one
+        # at a time, so that no innocent item shares a worker with the culprit when it
+        # dies, and gets blamed by Dask for its deaths.
+        self._suspects: collections.deque[Work] = collections.deque()
+        self._suspect_running = False
         self._in_flight = 0  # works handed to Dask (or being settled) that hold a slot
         self._tasks: dict[str, _Task] = {}  # by key; touched on the loop thread only
         self._idle: asyncio.Event | None = None
@@ -327,6 +332,11 @@ class DaskBackend(Backend):
         if self._broken is not None or self._terminating:
             return ready  # what waits is settled by _break or terminate, not run
         threads = self._capacity()
+        while self._suspects and not self._suspect_running and self._in_flight < threads:
+            suspect = self._suspects.popleft()
+            if suspect.job.on_start(suspect):
+                self._suspect_running = True
+                ready.append(suspect)
         while self._pending:
             work = self._pending[0]
             slots = threads if isinstance(work.job, FutureJob) else threads * MAP_SLOTS_PER_THREAD
@@ -337,6 +347,9 @@ class DaskBackend(Backend):
                 ready.append(work)
         self._in_flight += len(ready)
         return ready
+
+    def _queued(self) -> int:
+        return len(self._pending) + len(self._suspects)
 
     def _capacity(self) -> int:
         if self._workers_from_cluster:
@@ -377,14 +390,12 @@ class DaskBackend(Backend):
         self._tasks[key] = task
         self._loop.create_task(self._collect(key, task))
 
-    def _requeue(self, work: Work, *, suspects: bool) -> None:
-        """Run ``work`` again, first in line (its items one by one when ``suspects``)."""
-        if suspects:
-            pieces = [work.subset([i], suspect=True) for i in range(len(work.positions))]
-        else:
-            pieces = [work]
+    def _rerun_alone(self, work: Work) -> None:
+        """Run each item of ``work`` again on its own, one at a time, to find the bad one."""
         with self._lock:
-            self._pending.extendleft(reversed(pieces))
+            self._suspects.extend(
+                work.subset([i], suspect=True) for i in range(len(work.positions))
+            )
             ready = self._take_ready()
         self._launch(ready)
 
@@ -410,14 +421,16 @@ class DaskBackend(Backend):
             else:
                 self._on_result(task.work, outcome)
         finally:
-            self._finish()
+            self._finish(task.work)
 
-    def _finish(self) -> None:
+    def _finish(self, work: Work) -> None:
         """A task slot is free: start what waits for it, or note that all is done."""
         with self._lock:
             self._in_flight -= 1
+            if work.suspect:
+                self._suspect_running = False
             ready = self._take_ready()
-            idle = self._closed and not self._in_flight and not self._pending
+            idle = self._closed and not self._in_flight and not self._queued()
         self._launch(ready)
         if idle and self._idle is not None:
             self._idle.set()
@@ -427,7 +440,7 @@ class DaskBackend(Backend):
         try:
             _settle(work, error)
         finally:
-            self._finish()
+            self._finish(work)
 
     # ── outcomes (loop thread) ───────────────────────────────────────────────────
 
@@ -437,7 +450,7 @@ class DaskBackend(Backend):
             self._on_values(work, outcome)
         elif kind == "U":  # the items would not unpickle on the worker: find which one
             if len(work.positions) > 1:
-                self._requeue(work, suspects=True)
+                self._rerun_alone(work)
             else:
                 error = _exception(outcome[1], "while unpickling the arguments on a Dask worker")
                 work.job.deliver(work, 0, [None], {0: error}, 0.0)
@@ -456,7 +469,7 @@ class DaskBackend(Backend):
         values, errors = _decode_results(blob, error_blob, count)
         if values is None:  # a result would not unpickle here: find out which one
             if count > 1:
-                self._requeue(work, suspects=True)
+                self._rerun_alone(work)
                 return
             values = [None]
         timeout = work.job.task_timeout
@@ -488,7 +501,7 @@ class DaskBackend(Backend):
 
     def _on_killed_worker(self, work: Work, exc: BaseException) -> None:
         if len(work.positions) > 1:
-            self._requeue(work, suspects=True)  # which item kills workers? one at a time
+            self._rerun_alone(work)  # which item kills workers? one at a time
             return
         error = WorkerCrashed(None, None, work.index(0), "running the task")
         attach(error, f"anypool: Dask gave up on this task: {exc}")
@@ -503,9 +516,12 @@ class DaskBackend(Backend):
     def _drop_pending(self, error: BaseException | None, job: Any = None) -> None:
         """Settle the queued works (of ``job``, if given): dropped, or failed with ``error``."""
         with self._lock:
-            chosen = [w for w in self._pending if job in (None, w.job)]
-            self._pending = collections.deque(w for w in self._pending if w not in chosen)
-            idle = self._closed and not self._in_flight and not self._pending
+            chosen = [w for w in (*self._suspects, *self._pending) if job in (None, w.job)]
+            for queue in (self._suspects, self._pending):
+                kept = [w for w in queue if job not in (None, w.job)]
+                queue.clear()
+                queue.extend(kept)
+            idle = self._closed and not self._in_flight and not self._queued()
         for work in chosen:
             _settle(work, error)
         if idle and self._idle is not None:
@@ -569,7 +585,7 @@ class DaskBackend(Backend):
             return
         self._closing_started = True
         with self._lock:
-            if not self._in_flight and not self._pending:
+            if not self._in_flight and not self._queued():
                 self._idle.set()
         self._loop.create_task(self._close_when_idle())
 
@@ -596,7 +612,7 @@ class DaskBackend(Backend):
         info = self._info
         with self._lock:
             capacity = self._capacity()
-            in_flight, pending = self._in_flight, len(self._pending)
+            in_flight, pending = self._in_flight, self._queued()
             s = self._stats.copy()
         return ExecutorStats(
             self.name,
