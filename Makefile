@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 PYTEST_ARGS ?=
-EXTRAS ?= dev,plot,postgres,uvloop
+EXTRAS ?= dev,plot,postgres,uvloop,dask
 
 .PHONY: .venv bench test lint typecheck pytest benchmarks clean
 

@@ -5,11 +5,16 @@ from __future__ import annotations
 import multiprocessing.forkserver
 import multiprocessing.resource_tracker
 import os
+import sys
 import threading
 import time
 from pathlib import Path
 
 SHM = Path("/dev/shm")
+# Thread pools that a library creates once per process and keeps for its lifetime, like
+# multiprocessing's fork server: distributed (Dask) offloads (de)serialisation to one.
+# Not a leak of the test that happened to use it first; stopped in stop_helpers().
+LIBRARY_THREAD_PREFIXES = ("Dask-Offload",)
 
 
 def _children_map() -> dict[int, list[int]]:
@@ -65,7 +70,11 @@ def worker_processes() -> set[int]:
 
 
 def extra_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t is not threading.main_thread()]
+    return [
+        t
+        for t in threading.enumerate()
+        if t is not threading.main_thread() and not t.name.startswith(LIBRARY_THREAD_PREFIXES)
+    ]
 
 
 def shm_entries() -> set[str]:
@@ -88,3 +97,6 @@ def wait_until_clean(timeout: float = 5.0) -> tuple[set[int], list[threading.Thr
 def stop_helpers() -> None:
     multiprocessing.forkserver._forkserver._stop()
     multiprocessing.resource_tracker._resource_tracker._stop()
+    dask_utils = sys.modules.get("distributed.utils")
+    if dask_utils is not None:  # nothing uses Dask after the session: stop its pool
+        dask_utils._offload_executor.shutdown(wait=True)

@@ -46,7 +46,7 @@ def test_info_human_and_json() -> None:
 def test_bench_rejects_unknown_backends() -> None:
     proc = run_cli("bench", "--backends", "threads,gpu")
     assert proc.returncode == 2
-    assert "unknown gpu; accepted: serial,threads,processes,asyncio,auto" in proc.stderr.replace(
+    assert "unknown gpu; accepted: serial,threads,processes,asyncio,dask,auto" in proc.stderr.replace(
         ", ", ","
     )
 

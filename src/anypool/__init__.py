@@ -24,6 +24,7 @@ from ._channel import Channel, ChannelClosed, ChannelStats
 from ._errors import (
     AnypoolError,
     BrokenPool,
+    ClusterUnreachable,
     Failure,
     InitializerError,
     RemoteTraceback,
@@ -52,6 +53,7 @@ __all__ = [
     "Channel",
     "ChannelClosed",
     "ChannelStats",
+    "ClusterUnreachable",
     "Executor",
     "ExecutorStats",
     "Failure",

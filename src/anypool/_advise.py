@@ -51,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--backends",
         default=None,
-        help="comma-separated backends to time (default: every one that can run it)",
+        help="comma-separated backends to time (default: every local one that can run it)",
     )
     p.add_argument("--no-run", action="store_true", help="only measure and choose; time nothing")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -186,7 +186,7 @@ def _backends(names: str | None, fn: Any) -> list[str]:
     if names is None:
         if is_coroutine_function(fn):
             return ["asyncio", "auto"]
-        return [b for b in accepted if b != "asyncio"]
+        return [b for b in accepted if b not in ("asyncio", "dask")]  # dask: only if named
     chosen = [n.strip() for n in names.split(",") if n.strip()]
     unknown = [n for n in chosen if n not in accepted]
     if unknown or not chosen:

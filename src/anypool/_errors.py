@@ -15,6 +15,7 @@ from typing import Any
 __all__ = [
     "AnypoolError",
     "BrokenPool",
+    "ClusterUnreachable",
     "Failure",
     "InitializerError",
     "RemoteTraceback",
@@ -165,6 +166,31 @@ class InitializerError(BrokenPool):
     def __init__(self, message: str, traceback: str = "") -> None:
         super().__init__(message)
         self.traceback = traceback
+
+
+class ClusterUnreachable(AnypoolError, ConnectionError):
+    """The Dask scheduler could not be reached within the connection timeout.
+
+    Raised by ``Executor(backend="dask", address=...)`` when no scheduler answers at the
+    address in time (nothing listens there, a firewall drops the packets, or TLS
+    settings do not match). The message names the address and the timeout.
+
+    Attributes:
+        address: the scheduler address that was tried.
+        timeout: the connection timeout, in seconds.
+
+    Example::
+
+        try:
+            anypool.Executor("dask", address="tcp://127.0.0.1:1", connect_timeout=1)
+        except anypool.ClusterUnreachable as exc:
+            print(exc.address)   # tcp://127.0.0.1:1
+    """
+
+    def __init__(self, message: str, address: str = "", timeout: float | None = None) -> None:
+        super().__init__(message)
+        self.address = address
+        self.timeout = timeout
 
 
 class RemoteTraceback(Exception):

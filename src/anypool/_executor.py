@@ -30,6 +30,7 @@ DEFAULT_BACKEND = "auto"
 OnError = Literal["raise", "collect"]
 _ON_ERROR = ("raise", "collect")
 _PROCESS_ONLY = ("start_method", "max_tasks_per_worker", "shared_memory")
+_DASK_ONLY = ("address", "security", "connect_timeout")
 
 
 class Executor(concurrent.futures.Executor):
@@ -42,18 +43,22 @@ class Executor(concurrent.futures.Executor):
 
     Args:
         backend: ``"auto"`` (the default: measure each call's work and choose),
-            ``"threads"``, ``"processes"``, ``"asyncio"`` (coroutine functions) or
-            ``"serial"``.
+            ``"threads"``, ``"processes"``, ``"asyncio"`` (coroutine functions),
+            ``"serial"`` or ``"dask"`` (a Dask cluster; needs
+            ``pip install 'anypool[dask]'``).
         workers: how many workers; ``None`` picks per backend: processes: the CPUs this
             process may use; threads: ``min(32, CPUs + 4)``; asyncio: 1000 coroutines at
-            once; serial: 1; auto: per choice (see docs/auto.md).
+            once; serial: 1; auto: per choice (see docs/auto.md); dask: the cluster's
+            threads (with ``address``), else a local cluster of one worker process per
+            CPU. With ``address``, a number caps the tasks in flight.
         chunksize: items per batch sent to a worker: ``"auto"`` measures the work and
-            sizes batches to take about 20 ms (processes) or 5 ms (threads); an int
-            fixes it.
+            sizes batches to take about 20 ms (processes), 5 ms (threads) or 100 ms
+            (dask); an int fixes it.
         progress: show a progress bar (done/total, rate, time left) on standard error.
         task_timeout: seconds one task may run. A process task past it is killed and
             fails with :class:`TaskTimeout`; a thread task cannot be killed, so its caller
-            gets ``TaskTimeout`` on time and the thread is abandoned.
+            gets ``TaskTimeout`` on time and the thread is abandoned (on dask, a thread
+            of the worker process is abandoned the same way).
         retries: how many times a failed task is run again before its failure counts.
         retry_on: the exception types that are retried (default: any ``Exception``,
             which includes ``WorkerCrashed`` and ``TaskTimeout``).
@@ -69,6 +74,12 @@ class Executor(concurrent.futures.Executor):
             at least this many bytes (an int), go to workers through shared memory
             instead of being pickled for every task; workers get read-only views.
             ``False`` turns it off. Linux only; elsewhere arrays are pickled.
+        address: dask only: the scheduler, e.g. ``"tcp://scheduler-host:8786"``; default: the
+            ``ANYPOOL_DASK_ADDRESS`` environment variable, else a ``LocalCluster`` on
+            127.0.0.1 that lives as long as the executor.
+        security: dask only: a ``distributed.Security`` (TLS), passed to Dask as is.
+        connect_timeout: dask only: seconds to wait for the scheduler (default 10);
+            past it, :class:`ClusterUnreachable` names the address.
         max_in_flight: the most items of one map held between the input and the caller.
 
     Example::
@@ -102,6 +113,9 @@ class Executor(concurrent.futures.Executor):
         max_tasks_per_worker: int | None = None,
         shared_memory: bool | int = True,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        address: str | None = None,
+        security: Any = None,
+        connect_timeout: float | None = None,
         _warm: bool = False,
     ) -> None:
         cls = self._cls = _backend_class(backend)
@@ -131,6 +145,14 @@ class Executor(concurrent.futures.Executor):
                     max_tasks_per_worker, "max_tasks_per_worker"
                 )
             options["shared_memory"] = _check_shared_memory(shared_memory)
+        if address is not None or security is not None or connect_timeout is not None:
+            if backend != "dask":
+                raise ValueError(
+                    f"{', '.join(_DASK_ONLY)} apply only to backend='dask', not {backend!r}"
+                )
+            options.update(address=address, security=security, connect_timeout=connect_timeout)
+        if backend == "dask":
+            options["workers_from_cluster"] = workers is None
         lender = _Lender(initializer, tuple(initargs), options) if _warm else None
         if backend == AUTO:
             # The hook for backend="auto": the chooser measures each call and holds the
@@ -150,6 +172,7 @@ class Executor(concurrent.futures.Executor):
                 lender.borrow(backend, self._workers, make) if lender else make(self._workers)
             )
             self._pool = _Pool(backend_obj, None, lender)
+            self._workers = backend_obj.workers  # a Dask cluster's size is known once connected
 
     @property
     def _backend(self) -> Backend:

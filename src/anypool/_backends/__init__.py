@@ -14,6 +14,7 @@ _REGISTRY: dict[str, tuple[str, str, str | None]] = {
     "threads": ("._threads", "ThreadBackend", None),
     "processes": ("._processes", "ProcessBackend", None),
     "asyncio": ("._asyncio", "AsyncioBackend", None),
+    "dask": ("._dask", "DaskBackend", "dask"),
 }
 
 

@@ -11,6 +11,9 @@ from ._workloads import WORKLOADS
 
 #: Every backend the bench can time: the pools, and auto (which picks one per workload).
 BENCH_BACKENDS = [*backend_names(), "auto"]
+#: Run when --backends is not given: every backend of this machine. Dask is left out: it
+#: needs the dask extra and starts a cluster; name it (with --address, or for a local one).
+DEFAULT_BACKENDS = [b for b in BENCH_BACKENDS if b != "dask"]
 
 __all__ = ["register"]
 
@@ -33,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--backends",
         type=_names(BENCH_BACKENDS),
         default=None,
-        help=f"comma-separated, from: {','.join(BENCH_BACKENDS)} (default: all)",
+        help=f"comma-separated, from: {','.join(BENCH_BACKENDS)} (default: all but dask)",
     )
     p.add_argument(
         "--workloads",
@@ -41,6 +44,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         help=f"comma-separated, from: {','.join([*WORKLOADS, _race.NAME])} (race: lost "
         "updates of an unlocked counter, printed as its own table)",
+    )
+    p.add_argument(
+        "--address",
+        metavar="URL",
+        help="the Dask scheduler for --backends dask, e.g. tcp://host:8786 (default: "
+        "$ANYPOOL_DASK_ADDRESS, else a local cluster on 127.0.0.1)",
     )
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--plot", metavar="PATH", help="also draw a PNG bar chart (needs anypool[plot])")
@@ -88,9 +97,16 @@ def run(args: argparse.Namespace) -> int:
                 markup=False,
             )
             return 2
-    backends = args.backends or list(BENCH_BACKENDS)
+    backends = args.backends or list(DEFAULT_BACKENDS)
     if "serial" not in backends:
         backends = ["serial", *backends]
+    if args.address and "dask" not in backends:
+        console.print(
+            "error: --address is the Dask scheduler for --backends dask; add dask to --backends",
+            style="red",
+            markup=False,
+        )
+        return 2
     chosen = args.workloads or [*WORKLOADS, _race.NAME]
     workloads = [w for w in chosen if w in WORKLOADS]
     tasks = args.tasks or preset["tasks"]
@@ -107,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
                 repeat=repeat,
                 on_result=lambda m: status.update(f"measured {m.workload} on {m.backend}..."),
                 notes=notes,
+                address=args.address,
             )
         console.print(table(results))
         console.print(reading(results), soft_wrap=False)
