@@ -35,9 +35,16 @@ def test_tiny_items_get_big_fast_batches_up_to_the_cap() -> None:
 
 def test_the_tail_is_split_so_workers_finish_together() -> None:
     sizer = BatchSizer(0.02, workers=4)
-    sizer.observe(items=1000, elapsed=1e-4)
-    assert sizer.next_size(remaining=80) == 10  # 80 / (2 * 4)
-    assert sizer.next_size(remaining=3) == 1
+    sizer.observe(items=10, elapsed=0.001)  # 0.1 ms per item: 200 per batch
+    assert sizer.next_size() == 200
+    assert sizer.next_size(remaining=800) == 100  # 800 / (2 * 4)
+    assert sizer.next_size(remaining=3) == 20  # never below 2 ms of work per batch
+
+
+def test_tiny_items_are_not_split_into_tiny_tail_batches() -> None:
+    sizer = BatchSizer(0.02, workers=4)
+    sizer.observe(items=1000, elapsed=1e-4)  # 0.1 us per item
+    assert sizer.next_size(remaining=80) >= 80  # one batch: a round trip costs more
 
 
 def test_fixed_chunksize_is_kept() -> None:

@@ -35,6 +35,9 @@ __all__ = ["BatchSizer", "MapJob", "MapRun"]
 # Batches are never larger than this: it bounds the memory of one message and the work
 # re-run after a crash inside a fast loop.
 MAX_BATCH = 65536
+# Tail batches are not split below this much work (seconds): a batch's round trip costs
+# about a tenth of a millisecond, so shorter ones would balance nothing and cost more.
+MIN_TAIL_BATCH = 0.002
 # Items measured faster than this run in the worker's tight loop (FlushMode.FAST).
 FAST_ITEM = 50e-6
 # Default bound on items between the input and the caller.
@@ -77,7 +80,11 @@ class BatchSizer:
         size = MAX_BATCH if self.per_item <= 0 else int(self.target / self.per_item)
         size = max(1, min(size, MAX_BATCH))
         if remaining is not None:
-            size = min(size, max(1, math.ceil(remaining / (2 * self.workers))))
+            # Split the tail so the last batches finish together, but not into batches
+            # so short that sending them costs more than balancing them saves.
+            floor = MAX_BATCH if self.per_item <= 0 else int(MIN_TAIL_BATCH / self.per_item)
+            share = math.ceil(remaining / (2 * self.workers))
+            size = min(size, max(1, share, floor))
         return size
 
     def flush_mode(self) -> FlushMode:
