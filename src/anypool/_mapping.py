@@ -360,6 +360,12 @@ class MapRun:
                 stop = found
         if stop == start:
             return []
+        if start == 0 and stop == len(done):
+            # The whole batch at once (the common case): hand its list over, no copy.
+            chunk, batch.results = batch.results, []
+            batch.items = []
+            batch.cursor = stop
+            return chunk
         chunk = batch.results[start:stop]
         batch.results[start:stop] = [None] * (stop - start)  # the caller owns them now
         # Their inputs are settled too (never re-run): drop them, so that at most

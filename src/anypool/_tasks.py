@@ -174,7 +174,7 @@ class Batch:
         self.attempts: dict[int, int] = {}
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.done)  # items and results may be handed over (emptied) early
 
 
 class Work:
