@@ -93,7 +93,7 @@ class Job:
     ``fn`` is applied to every item of ``items``; ``check`` says whether the list of
     results is right (a contender that returns wrong results is reported as failed).
     ``report`` is where a contender may note what it learnt while running (the backend
-    ``auto`` chose, the concurrency it used); it ends up in the JSON output.
+    ``auto`` chose); it ends up in the report's notes and the JSON output.
     """
 
     fn: Callable[..., Any]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import importlib
 import os
 import platform
 import shlex
@@ -15,8 +16,18 @@ from .framework import cpu_count
 
 __all__ = ["command_line", "describe_machine", "load_average"]
 
-#: Packages whose versions the report lists (distribution names).
-PACKAGES = ("anypool", "joblib", "loky", "mpire", "pebble", "numpy", "pillow", "cloudpickle")
+#: Packages whose versions the report lists: distribution name -> module name (the
+#: module's ``__version__`` is the fallback for one on PYTHONPATH but not installed).
+PACKAGES = {
+    "anypool": "anypool",
+    "joblib": "joblib",
+    "loky": "loky",
+    "mpire": "mpire",
+    "pebble": "pebble",
+    "numpy": "numpy",
+    "pillow": "PIL",
+    "cloudpickle": "cloudpickle",
+}
 
 
 def _cpu_model() -> str:
@@ -33,7 +44,12 @@ def _version(package: str) -> str | None:
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
+        pass
+    try:
+        module = importlib.import_module(PACKAGES[package])
+    except ImportError:
         return None
+    return str(getattr(module, "__version__", "unknown version"))
 
 
 def load_average() -> list[float] | None:
@@ -50,6 +66,7 @@ def command_line() -> str:
 
 
 def describe_machine() -> dict[str, Any]:
+    versions = {p: v for p in PACKAGES if (v := _version(p)) is not None}
     return {
         "cpu_model": _cpu_model(),
         "cpu_count": os.cpu_count(),
@@ -58,7 +75,7 @@ def describe_machine() -> dict[str, Any]:
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "gil_enabled": getattr(sys, "_is_gil_enabled", lambda: True)(),
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "versions": {p: v for p in PACKAGES if (v := _version(p)) is not None},
-        "missing": [p for p in PACKAGES if _version(p) is None],
+        "versions": versions,
+        "missing": [p for p in PACKAGES if p not in versions],
         "load_average_start": load_average(),
     }

@@ -83,8 +83,8 @@ def scenarios(settings: Settings) -> list[Scenario]:
         contenders=(
             pools.serial_loop,
             *(pools.anypool_map(b) for b in pools.ANYPOOL_BACKENDS),
-            *(c for c in SCALING_CONTENDERS if c.kind == "peer"),
             pools.anypool_executor("processes"),
+            *(c for c in SCALING_CONTENDERS if c.kind == "peer"),
         ),
         notes=(
             "cold: pool created and shut down inside the timing; warm: the pool ran "

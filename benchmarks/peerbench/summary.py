@@ -119,9 +119,6 @@ def _ideal(scenario: Scenario, row: Row) -> float | None:
     if scenario.ideal is None:
         return None
     concurrency = row.contender.concurrency
-    noted = row.report.get("concurrency")
-    if concurrency is None and noted:
-        concurrency = max(noted)
     return None if concurrency is None else scenario.ideal(concurrency)
 
 
