@@ -47,10 +47,13 @@ def _load(values: list[float] | None) -> str:
 # ── the header ───────────────────────────────────────────────────────────────────
 
 
-def _header(machine: dict[str, Any], command: str, repeats: dict[str, int]) -> list[str]:
+def _header(
+    machine: dict[str, Any], command: str, repeats: dict[str, int], timeouts: dict[str, float]
+) -> list[str]:
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
     missing = ", ".join(machine["missing"])
     reps = ", ".join(f"{k}: {v}" for k, v in repeats.items())
+    limits = ", ".join(f"{k}: {v:g} s" for k, v in timeouts.items())
     blas = ", ".join(f"{k}={v}" for k, v in TRIAL_ENV.items() if k.endswith("THREADS"))
     lines = [
         "## Side-by-side with the peers (issue 4)",
@@ -65,7 +68,7 @@ def _header(machine: dict[str, Any], command: str, repeats: dict[str, int]) -> l
         f"- Method: every (scenario, contender) run is a fresh Python process; repetitions "
         f"({reps}) run every contender once, the order rotated by one each repetition; "
         f"figures are medians with min-max over the repetitions; every run has a timeout "
-        f"and a failed run is reported, not retried. Every run has {blas}.",
+        f"({limits}) and a failed run is reported, not retried. Every run has {blas}.",
         "- Start methods: forkserver for anypool, multiprocessing.Pool, "
         "ProcessPoolExecutor, loky, mpire and pebble; joblib uses its default loky "
         "backend (loky's own start method, no option in Parallel); mpire's "
@@ -80,10 +83,17 @@ def _header(machine: dict[str, Any], command: str, repeats: dict[str, int]) -> l
 # ── tables ───────────────────────────────────────────────────────────────────────
 
 
+#: Characters of a failure's message kept in the table (the JSON has all of it).
+NOTE_LENGTH = 120
+
+
 def _notes(row: Row) -> str:
     parts = []
+    error = row.first_error
+    if len(error) > NOTE_LENGTH:
+        error = error[: NOTE_LENGTH - 1] + "…"
     for failure, count in row.failures.items():
-        parts.append(f"{failure} {count}/{row.runs}: {row.first_error}")
+        parts.append(f"{failure} {count}/{row.runs}: {error}")
     if "chose" in row.report:
         parts.append("auto chose " + ", ".join(map(str, row.report["chose"])))
     return "; ".join(parts).replace("|", "/")
@@ -180,7 +190,8 @@ def _sections(groups: list[Group]) -> list[list[Group]]:
 def markdown(
     groups: list[Group], machine: dict[str, Any], command: str, repeats: dict[str, int]
 ) -> str:
-    lines = _header(machine, command, repeats)
+    timeouts = {g.scenario.id: g.scenario.timeout for g in groups}
+    lines = _header(machine, command, repeats, timeouts)
     for section in _sections(groups):
         lines += [_title(section[0]), "", *_table(section), ""]
         lines += [_verdict(g) for g in section]
