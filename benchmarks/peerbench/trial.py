@@ -6,6 +6,17 @@ rebuilds the job outside the timing, runs the contender in the mode asked, and w
 JSON object: ``{"ok": true, "seconds": ...}`` or ``{"ok": false, "failure": ...,
 "error": ...}``. A fresh process per trial means no contender inherits another's pools,
 threads, imports or heap, and a crash or hang costs only its own trial.
+
+::
+
+    main thread                                   watchdog timer thread
+    ───────────                                   ─────────────────────
+    import the contender's modules; build the job
+    with Watchdog(timeout): ─────────start──────► wait ``timeout`` seconds
+        open the pool, warm it, time the run           │ not cancelled in time:
+    cancel ◄──────────────────────────────────────     write "timed out" to OUT.json,
+    check the results, write OUT.json                  os._exit (the runner kills the
+                                                       process group, workers too)
 """
 
 from __future__ import annotations
