@@ -8,6 +8,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 PYTEST_ARGS ?=
+# e.g. make benchmarks BENCH_ARGS="--quick" or BENCH_ARGS="--scenarios S1,S3 --out s1s3.md"
+BENCH_ARGS ?=
 EXTRAS ?= dev,plot,postgres,uvloop,dask
 
 .PHONY: .venv bench test lint typecheck pytest benchmarks clean
@@ -40,7 +42,7 @@ pytest: .venv
 
 benchmarks: .venv
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,plot,bench]'
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv .venv-* build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
