@@ -465,3 +465,14 @@ def test_free_threaded_python_measures_pure_python_on_threads() -> None:
 def test_this_python_reports_its_gil() -> None:
     expected = sys._is_gil_enabled() if hasattr(sys, "_is_gil_enabled") else True
     assert anypool.profile(square, range(10)).gil_enabled is expected
+
+
+def test_no_change_of_mind_is_reported_once_every_item_is_on_its_way() -> None:
+    # The first items look short (measured while still sleeping); by the time the true
+    # per-item time is known every item was submitted, so there is nothing to move and
+    # the report must still name the backend that ran them.
+    with anypool.Executor() as ex:
+        assert list(ex.map(nap, range(200))) == list(range(200))
+        profile = ex.explain()
+    assert profile.backend == "threads", str(profile)
+    assert ex.backend == "threads"

@@ -570,6 +570,8 @@ class _MapWatch:
         t = measured.seconds_per_item
         if not t or submitted < measured.items_taken + RECHOOSE_AFTER:
             return None
+        if self.total is not None and submitted >= self.total:
+            return None  # every item is already on its way: nothing left to move
         if 1 / RECHOOSE_FACTOR < per_item / t < RECHOOSE_FACTOR:
             return None
         later = dataclasses.replace(
