@@ -42,6 +42,11 @@ def nap(x: int) -> int:
     return x
 
 
+def long_nap(x: int) -> int:
+    time.sleep(0.05)
+    return x
+
+
 def sha(i: int) -> str:
     digest = hashlib.sha256(BIG)  # hashes 8 MiB with the GIL released
     digest.update(bytes([i % 256]))
@@ -472,7 +477,7 @@ def test_no_change_of_mind_is_reported_once_every_item_is_on_its_way() -> None:
     # per-item time is known every item was submitted, so there is nothing to move and
     # the report must still name the backend that ran them.
     with anypool.Executor() as ex:
-        assert list(ex.map(nap, range(200))) == list(range(200))
+        assert list(ex.map(long_nap, range(200))) == list(range(200))
         profile = ex.explain()
     assert profile.backend == "threads", str(profile)
     assert ex.backend == "threads"
