@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 PYTEST_ARGS ?=
-EXTRAS ?= dev,plot,postgres,uvloop
+EXTRAS ?= dev,plot,postgres,uvloop,apps
 
 .PHONY: .venv bench test lint typecheck pytest benchmarks clean
 
