@@ -20,8 +20,9 @@ Why a dispatcher and not one ``map()``: with ``--depth`` the work grows as pages
 have room. Neither fits a map over a fixed input, so the dispatcher submits one fetch at
 a time to an ``Executor("asyncio")`` and refills as futures finish. It owns every piece
 of mutable state (frontier, output file, counts), so nothing is locked; the loop only
-fetches. Ctrl-C lands in the dispatcher's thread, which cancels the fetches still
-running, writes every result that had arrived, and closes the clients.
+fetches. Ctrl-C only sets a flag and wakes the dispatcher (a signal handler), which then
+cancels the fetches still running, writes every result that had arrived, and closes the
+clients; a second Ctrl-C stops at once.
 
 Why several httpx clients ("lanes"): httpcore's connection pool scans all its
 connections for every request it places (encode/httpx#3215), so one client carrying 100
@@ -34,13 +35,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import email.utils
 import json
 import math
 import queue
 import random
+import signal
+import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -390,7 +394,9 @@ class _Dispatcher:
         self.frontier = Frontier(options.per_host)
         self.seen: set[str] = set()
         self.tally = Tally()
-        self.completions: queue.SimpleQueue[Future[Fetched]] = queue.SimpleQueue()
+        # Finished futures, put by their done callbacks on the loop thread; None: Ctrl-C.
+        self.completions: queue.SimpleQueue[Future[Fetched] | None] = queue.SimpleQueue()
+        self.stop = threading.Event()
         self.running: dict[Future[Fetched], tuple[str, str, int, int]] = {}
         self.free_lanes = list(range(options.concurrency - 1, -1, -1))
 
@@ -404,7 +410,8 @@ class _Dispatcher:
         return True
 
     def run(self, submit: Callable[..., Future[Fetched]], session: _Session) -> None:
-        while True:
+        """Until every URL is done, or Ctrl-C sets ``self.stop``."""
+        while not self.stop.is_set():
             self._start_ready(submit, session)
             if not self.running:
                 return
@@ -427,7 +434,9 @@ class _Dispatcher:
             self.running[future] = (url, host, depth, lane)
             future.add_done_callback(self.completions.put)
 
-    def _finish(self, future: Future[Fetched]) -> None:
+    def _finish(self, future: Future[Fetched] | None) -> None:
+        if future is None:
+            return  # the wake-up Ctrl-C sends; run() sees self.stop
         url, host, depth, lane = self.running.pop(future)
         self.free_lanes.append(lane)
         self.frontier.done(host)
@@ -456,6 +465,14 @@ class _Dispatcher:
             added += self.offer(link, depth)
         if added:
             self.progress.add_total(added)
+
+    def on_interrupt(self) -> None:
+        """Ctrl-C: ask run() to stop at its next safe point (a signal handler: only sets
+        an event and puts to a SimpleQueue, whose put() is reentrant)."""
+        if self.stop.is_set():
+            raise KeyboardInterrupt  # the second Ctrl-C: stop at once
+        self.stop.set()
+        self.completions.put(None)
 
     def interrupted(self, cancel: Callable[[], None]) -> None:
         """After Ctrl-C: stop the fetches, then write every result that had arrived."""
@@ -487,17 +504,36 @@ def crawl(
         elif not dispatcher.offer(url, 0):
             dispatcher.tally.duplicates += 1
     progress.set_total(dispatcher.frontier.waiting)
+    if not dispatcher.frontier.waiting:
+        return dispatcher.tally  # nothing to fetch: no loop, no clients
     start = time.perf_counter()
     with Executor("asyncio", workers=options.concurrency) as ex:
         session: _Session = _on_loop(ex, _Session.open, options)
         try:
-            dispatcher.run(ex.submit, session)
-        except KeyboardInterrupt:
-            dispatcher.interrupted(lambda: _on_loop(ex, session.cancel_running))
+            with _on_ctrl_c(dispatcher.on_interrupt):
+                dispatcher.run(ex.submit, session)
+                if dispatcher.stop.is_set():
+                    dispatcher.interrupted(lambda: _on_loop(ex, session.cancel_running))
         finally:
             _on_loop(ex, session.close)
     dispatcher.tally.seconds = time.perf_counter() - start
     return dispatcher.tally
+
+
+@contextlib.contextmanager
+def _on_ctrl_c(handler: Callable[[], None]) -> Iterator[None]:
+    """Run ``handler`` on Ctrl-C (SIGINT) instead of raising KeyboardInterrupt wherever the
+    main thread happens to be: raised between a submit and the bookkeeping of its future,
+    it would lose track of a fetch (and could leave a pool's wake-up half done). Only the
+    main thread can set a signal handler; elsewhere Ctrl-C is left as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: handler())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _on_loop(ex: Executor, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
