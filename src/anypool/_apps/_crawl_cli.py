@@ -180,6 +180,8 @@ def summary(tally: Tally, out: Path) -> str:
     lines = [
         f"crawl: {tally.fetched:,} URLs in {seconds(tally.seconds)}, "
         f"{rate(tally.fetched, tally.seconds)} pages/s: {tally.ok:,} ok, {tally.failed:,} failed"
+        if tally.fetched or tally.interrupted
+        else "crawl: nothing to fetch"
     ]
     if tally.by_status:
         statuses = ", ".join(f"{s} x {n:,}" for s, n in sorted(tally.by_status.items()))
