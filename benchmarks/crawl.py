@@ -11,7 +11,9 @@ reply, then times, best of ``--repeat`` runs, alternating:
 - the same hand-written version with the crawl's trick of several small clients (httpcore
   scans its whole pool for every request, so one pool of 100 is slow).
 
-The ideal is ``urls / concurrency * latency``: the server's waits, nothing else.
+The ideal is ``urls / concurrency * latency``: the server's waits, nothing else. Each
+line also gives the median CPU time (this process, all threads) per URL: on a busy
+machine it shows the client's own cost better than the wall time does.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import argparse
 import asyncio
 import importlib.util
 import math
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -103,6 +106,7 @@ def main() -> None:
     try:
         urls = [f"{base}/page/{i}" for i in range(args.urls)]
         runs: dict[str, list[float]] = {"crawl": [], "gather": [], "gather-lanes": []}
+        cpu: dict[str, list[float]] = {name: [] for name in runs}
         one: dict[str, Any] = {
             "crawl": lambda: time_crawl(urls, args.concurrency),
             "gather": lambda: time_gather(urls, args.concurrency, args.concurrency),
@@ -111,14 +115,18 @@ def main() -> None:
         for i in range(args.repeat):
             for name, run in one.items():
                 if name != "gather" or i == 0:  # ~20x slower than the others: run once
+                    cpu_start = time.process_time()
                     runs[name].append(run())
+                    cpu[name].append(time.process_time() - cpu_start)
     finally:
         server.terminate()
         server.wait()
-    report(runs, args)
+    report(runs, cpu, args)
 
 
-def report(runs: dict[str, list[float]], args: argparse.Namespace) -> None:
+def report(
+    runs: dict[str, list[float]], cpu: dict[str, list[float]], args: argparse.Namespace
+) -> None:
     ideal = args.urls / args.concurrency * args.latency
     uvloop = "yes" if importlib.util.find_spec("uvloop") else "no"
     best = {name: min(times) for name, times in runs.items()}
@@ -126,13 +134,19 @@ def report(runs: dict[str, list[float]], args: argparse.Namespace) -> None:
         f"{args.urls} URLs, {args.latency * 1000:g} ms latency, concurrency "
         f"{args.concurrency}: ideal {ideal:.3f} s (best of {args.repeat}; uvloop: {uvloop})"
     )
+    median = {name: statistics.median(times) for name, times in runs.items()}
     for name, seconds in best.items():
+        per_url = statistics.median(cpu[name]) / args.urls * 1e6
         print(
-            f"  {name:13s} {seconds:6.3f} s  {args.urls / seconds:7.0f} URLs/s  "
-            f"{seconds / ideal:5.2f}x ideal   runs: {', '.join(f'{t:.3f}' for t in runs[name])}"
+            f"  {name:13s} best {seconds:6.3f} s  {args.urls / seconds:5.0f} URLs/s  "
+            f"{seconds / ideal:5.2f}x ideal  median {median[name]:6.3f} s  "
+            f"CPU {per_url:5.0f} us/URL   runs: {', '.join(f'{t:.3f}' for t in runs[name])}"
         )
     for baseline in ("gather", "gather-lanes"):
-        print(f"  crawl throughput / {baseline}: {best[baseline] / best['crawl']:.2f}")
+        print(
+            f"  crawl throughput / {baseline}: best {best[baseline] / best['crawl']:.2f}, "
+            f"median {median[baseline] / median['crawl']:.2f}"
+        )
 
 
 if __name__ == "__main__":

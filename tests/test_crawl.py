@@ -481,3 +481,24 @@ def test_errors_are_described_by_kind() -> None:
     assert describe_error(httpx.ConnectError("refused"), 1) == "connect: refused"
     assert describe_error(httpx.RemoteProtocolError("cut"), 1) == "protocol: cut"
     assert describe_error(httpx.UnsupportedProtocol("ftp"), 1) == "UnsupportedProtocol: ftp"
+
+
+def test_a_bug_in_one_fetch_is_recorded_and_the_crawl_goes_on(
+    server: Server,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_fetch = _crawl._Session._fetch
+
+    async def poisoned(self: object, url: str, client: object, want_html: bool) -> object:
+        if url.endswith("/page/2"):
+            raise RuntimeError("boom")
+        return await real_fetch(self, url, client, want_html)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_crawl._Session, "_fetch", poisoned)
+    status, records, _ = crawl(tmp_path, capsys, [server.url(f"/page/{i}") for i in (1, 2, 3)])
+    assert status == 0
+    lines = by_url(records)
+    assert lines[server.url("/page/2")]["error"] == "internal: RuntimeError: boom"
+    assert lines[server.url("/page/1")]["status"] == lines[server.url("/page/3")]["status"] == 200

@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .._executor import Executor
-from ._urls import host_of, links_in, url_key
+from ._urls import host_of, key_and_host, links_in, url_key
 
 __all__ = ["CrawlOptions", "Fetched", "Frontier", "Tally", "crawl", "done_urls"]
 
@@ -319,8 +319,9 @@ class Frontier:
         self._in_ready: set[str] = set()
         self.waiting = 0
 
-    def push(self, url: str, depth: int) -> None:
-        host = host_of(url)
+    def push(self, url: str, depth: int, host: str | None = None) -> None:
+        """Queue ``url``; ``host`` is its :func:`host_of`, if already known."""
+        host = host_of(url) if host is None else host
         self._queues.setdefault(host, collections.deque()).append((url, depth))
         self.waiting += 1
         self._mark(host)
@@ -386,6 +387,20 @@ class Tally:
             self.errors[fetched.error.split(":", 1)[0]] += 1
 
 
+_to_json = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _outcome(future: Future[Fetched], url: str) -> Fetched | None:
+    """The future's Fetched; None for a fetch cancelled by Ctrl-C; a bug in the fetch
+    (which catches what the network can do) becomes an ``internal:`` error line."""
+    try:
+        return future.result()
+    except (CancelledError, asyncio.CancelledError):
+        return None
+    except Exception as exc:
+        return Fetched(url=url, error=f"internal: {type(exc).__name__}: {exc}")
+
+
 class _Dispatcher:
     def __init__(self, options: CrawlOptions, out: IO[str], progress: Any) -> None:
         self.options = options
@@ -402,11 +417,11 @@ class _Dispatcher:
 
     def offer(self, url: str, depth: int) -> bool:
         """Queue ``url`` unless it was seen before; whether it was queued."""
-        key = url_key(url)
+        key, host = key_and_host(url)
         if key in self.seen:
             return False
         self.seen.add(key)
-        self.frontier.push(url, depth)
+        self.frontier.push(url, depth, host)
         return True
 
     def run(self, submit: Callable[..., Future[Fetched]], session: _Session) -> None:
@@ -440,16 +455,11 @@ class _Dispatcher:
         url, host, depth, lane = self.running.pop(future)
         self.free_lanes.append(lane)
         self.frontier.done(host)
-        exc = None if future.cancelled() else future.exception()
-        if future.cancelled() or isinstance(exc, (CancelledError, asyncio.CancelledError)):
+        fetched = _outcome(future, url)
+        if fetched is None:
             self.tally.abandoned += 1  # stopped by Ctrl-C: not written, so a resume fetches it
             return
-        fetched = (
-            Fetched(url=url, error=f"internal: {type(exc).__name__}: {exc}")
-            if exc is not None
-            else future.result()
-        )
-        self.out.write(json.dumps(fetched.record(), ensure_ascii=False) + "\n")
+        self.out.write(_to_json(fetched.record()) + "\n")
         self.tally.add(fetched)
         self.progress.advance(1)
         if fetched.html is not None:
@@ -499,10 +509,14 @@ def crawl(
     earlier = set(done)
     dispatcher.seen.update(earlier)
     for url in seeds:
-        if url_key(url) in earlier:
+        key, host = key_and_host(url)
+        if key in earlier:
             dispatcher.tally.already_done += 1
-        elif not dispatcher.offer(url, 0):
+        elif key in dispatcher.seen:
             dispatcher.tally.duplicates += 1
+        else:
+            dispatcher.seen.add(key)
+            dispatcher.frontier.push(url, 0, host)
     progress.set_total(dispatcher.frontier.waiting)
     if not dispatcher.frontier.waiting:
         return dispatcher.tally  # nothing to fetch: no loop, no clients

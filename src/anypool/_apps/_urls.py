@@ -6,7 +6,7 @@ from __future__ import annotations
 from html.parser import HTMLParser
 from urllib.parse import urldefrag, urljoin, urlsplit, urlunsplit
 
-__all__ = ["BadURL", "check_url", "host_of", "links_in", "url_key"]
+__all__ = ["BadURL", "check_url", "host_of", "key_and_host", "links_in", "url_key"]
 
 SCHEMES = ("http", "https")
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -39,22 +39,27 @@ def check_url(text: str) -> str:
 def url_key(url: str) -> str:
     """The same string for URLs that name the same page: scheme and host in lower case,
     the default port and the fragment dropped, an empty path as ``/``."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    return urlunsplit((scheme, host_of(url), parts.path or "/", parts.query, ""))
+    return key_and_host(url)[0]
 
 
 def host_of(url: str) -> str:
     """``host`` or ``host:port`` (a port other than the scheme's default), in lower case:
     what the per-host limit counts."""
+    return key_and_host(url)[1]
+
+
+def key_and_host(url: str) -> tuple[str, str]:
+    """:func:`url_key` and :func:`host_of` at once (one parse: the crawl does this for
+    every URL it queues)."""
     parts = urlsplit(url)
+    scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
     if ":" in host:
         host = f"[{host}]"  # IPv6
     port = parts.port
-    if port is None or port == DEFAULT_PORTS.get(parts.scheme.lower()):
-        return host
-    return f"{host}:{port}"
+    if port is not None and port != DEFAULT_PORTS.get(scheme):
+        host = f"{host}:{port}"
+    return urlunsplit((scheme, host, parts.path or "/", parts.query, "")), host
 
 
 class _LinkParser(HTMLParser):
