@@ -424,7 +424,18 @@ def test_ctrl_c_writes_what_is_done_and_exits_cleanly(server: Server, tmp_path: 
     (tmp_path / "urls.txt").write_text("\n".join(urls) + "\n")
     out = tmp_path / "out.jsonl"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "anypool", "crawl", "urls.txt", "--out", str(out)],
+        # --concurrency 4: the four slow fetches fill every slot when Ctrl-C comes
+        [
+            sys.executable,
+            "-m",
+            "anypool",
+            "crawl",
+            "urls.txt",
+            "--out",
+            str(out),
+            "--concurrency",
+            "4",
+        ],
         cwd=tmp_path,
         stderr=subprocess.PIPE,
         text=True,

@@ -67,6 +67,8 @@ MAX_RETRY_AFTER = 120.0
 #: Bytes of an HTML page kept to look for links; past this the page is still read and
 #: counted, not parsed. More finds links further down huge pages, at their memory cost.
 MAX_HTML_BYTES = 5_000_000
+#: Event-loop slots kept for the session's own coroutines (open, cancel, close).
+SESSION_SLOTS = 2
 USER_AGENT = "anypool-crawl (+https://pypi.org/project/anypool/)"
 
 
@@ -229,10 +231,11 @@ class _Session:
         return float(self.options.backoff * 2**attempt * random.uniform(0.75, 1.25))
 
     async def cancel_running(self) -> None:
-        for task in list(self.tasks):
+        tasks = list(self.tasks)
+        for task in tasks:
             task.cancel()
-        while self.tasks:
-            await asyncio.sleep(0)  # each cancelled fetch removes itself as it ends
+        if tasks:
+            await asyncio.wait(tasks)  # their outcomes still reach their futures
 
     async def close(self) -> None:
         for client in self.clients:
@@ -521,7 +524,9 @@ def crawl(
     if not dispatcher.frontier.waiting:
         return dispatcher.tally  # nothing to fetch: no loop, no clients
     start = time.perf_counter()
-    with Executor("asyncio", workers=options.concurrency) as ex:
+    # Two slots more than the fetches can take, so that the session's own coroutines
+    # (cancel_running on Ctrl-C, close) never wait behind a full house of slow fetches.
+    with Executor("asyncio", workers=options.concurrency + SESSION_SLOTS) as ex:
         session: _Session = _on_loop(ex, _Session.open, options)
         try:
             with _on_ctrl_c(dispatcher.on_interrupt):
