@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 # e.g. make benchmarks BENCH_ARGS="--quick" or BENCH_ARGS="--scenarios S1,S3 --out s1s3.md"
 BENCH_ARGS ?=
-EXTRAS ?= dev,plot,postgres,uvloop,dask
+EXTRAS ?= dev,plot,postgres,uvloop,dask,apps
 
 .PHONY: .venv bench test lint typecheck pytest benchmarks clean
 

@@ -16,6 +16,8 @@ COMMANDS = (
     "anypool._advise",
     "anypool._info",
     "anypool._lockcheck_cli",
+    "anypool._apps._crawl_cli",
+    "anypool._apps._thumbs_cli",
 )
 
 
