@@ -151,10 +151,12 @@ class AsyncioBackend(Backend):
                 raise RuntimeError("cannot schedule new tasks after shutdown")
             loop = self._ensure_started()
             self._inbox.append(work)
-            if self._wake_pending:
-                return  # the loop has a drain scheduled and will see this work
-            self._wake_pending = True
-        loop.call_soon_threadsafe(self._drain)
+            if not self._wake_pending:
+                # Schedule first, then set the flag: a KeyboardInterrupt between the two
+                # leaves at worst an extra drain, never a flag that no drain will clear
+                # (which would leave every later submit waiting forever).
+                loop.call_soon_threadsafe(self._drain)
+                self._wake_pending = True
 
     def _ensure_started(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
