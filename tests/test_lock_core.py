@@ -204,6 +204,28 @@ def test_at_fork_reinit_leaves_a_free_unowned_lock(kind: str, mode: str) -> None
     lock.release()
 
 
+def test_subclasses_of_the_public_locks_work(kind: str, mode: str) -> None:
+    class Mine(LOCKS[kind]):
+        pass
+
+    lock = Mine(name="mine")
+    assert lock.acquire() is True
+    lock.release()
+    with lock:
+        assert lock.locked()
+    assert lock.stats().acquisitions == 2
+    assert repr(lock).startswith("<anypool.sync.Mine 'mine' unlocked")
+
+
+@pytest.mark.skipif(_core.native is None, reason="this process uses the pure-Python core")
+def test_specialize_takes_only_lock_core_subclasses() -> None:
+    assert _core.native is not None
+    with pytest.raises(TypeError, match="subclass of LockCore"):
+        _core.native.specialize(int)
+    # The public classes own their hot methods (the interpreter's fast call path).
+    assert type(anypool.sync.Lock.__dict__["acquire"]).__name__ == "method_descriptor"
+
+
 def test_rlock_condition_protocol(mode: str) -> None:
     rlock = anypool.sync.RLock()
     with rlock, rlock:

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import os
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from . import _state
 from ._watchdog import dump
 
-__all__ = ["IMPLEMENTATION", "LockCore", "native"]
+__all__ = ["IMPLEMENTATION", "LockCore", "native", "specialize"]
+
+LockClass = TypeVar("LockClass", bound=type)
 
 
 def _load_native(environ: dict[str, str] | os._Environ[str] = os.environ) -> ModuleType | None:
@@ -36,6 +38,15 @@ def _load_native(environ: dict[str, str] | os._Environ[str] = os.environ) -> Mod
     except ImportError:
         return None
     return _fastlock
+
+
+def specialize(cls: LockClass) -> LockClass:
+    """Class decorator for the public lock classes: on the C core, gives the class its
+    own descriptors of the hot methods, which the interpreter calls faster (see
+    ``fastlock_specialize`` in ``_fastlock.c``); nothing on the pure-Python core."""
+    if native is not None:
+        native.specialize(cls)
+    return cls
 
 
 def _mirror_settings() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ._core import LockCore
+from ._core import LockCore, specialize
 from ._stats import LockStats, creation_site, next_serial
 
 __all__ = ["Lock", "RLock", "TrackedLock"]
@@ -64,6 +64,7 @@ class TrackedLock(LockCore):
         return "locked" if self.locked() else "unlocked"
 
 
+@specialize
 class Lock(TrackedLock):
     """``threading.Lock`` with a name, statistics, lock-order checking and a watchdog.
 
@@ -92,6 +93,7 @@ class Lock(TrackedLock):
     _is_owned = LockCore.locked
 
 
+@specialize
 class RLock(TrackedLock):
     """``threading.RLock`` with a name, statistics, lock-order checking and a watchdog.
 
