@@ -14,10 +14,10 @@ EXTRAS ?= dev,plot,postgres,uvloop,dask,apps
 
 .PHONY: .venv bench test lint typecheck pytest benchmarks clean
 
-# Re-installs only when pyproject.toml changes (or the venv is new).
+# Re-installs only when pyproject.toml or the C extension changes (or the venv is new).
 .venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml src/anypool/sync/_fastlock.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[$(EXTRAS)]'
@@ -45,4 +45,4 @@ benchmarks: .venv
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf .venv .venv-* build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv .venv-* build dist src/*.egg-info src/anypool/sync/*.so .pytest_cache .mypy_cache .ruff_cache

@@ -4,8 +4,9 @@ locks each thread holds.
 Two speeds. While neither lock checking nor the watchdog is on ("plain" mode), a lock
 does only what its statistics need and nothing is recorded per thread. Switching either
 on turns on "tracked" mode: every Lock and RLock acquisition records its thread and the
-locks that thread already holds. The lock classes register a callback with
-:func:`on_mode_change` that swaps their methods, so plain mode pays nothing for the
+locks that thread already holds. The lock cores register a callback with
+:func:`on_change`, called whenever any of these settings changes: the pure-Python core
+swaps its methods, the C core copies the settings, so plain mode pays nothing for the
 existence of tracked mode.
 """
 
@@ -25,7 +26,8 @@ __all__ = [
     "env_settings",
     "generation",
     "install_checker",
-    "on_mode_change",
+    "local",
+    "on_change",
     "set_watchdog",
     "thread_state",
     "threads",
@@ -43,8 +45,9 @@ tracking = False
 #: acquired in an earlier tracked period) is never mistaken for the present.
 generation = 0
 
-_mode_callbacks: list[Callable[[bool], None]] = []
-_local = threading.local()
+_callbacks: list[Callable[[], None]] = []
+#: Per-thread storage of the pure-Python core (``local.state``: the thread's ThreadState).
+local = threading.local()
 #: thread ident -> its state, for the watchdog's report of who holds what.
 threads: dict[int, ThreadState] = {}
 
@@ -65,9 +68,9 @@ class ThreadState:
 
 def thread_state() -> ThreadState:
     try:
-        state: ThreadState = _local.state
+        state: ThreadState = local.state
     except AttributeError:
-        state = _local.state = ThreadState()
+        state = local.state = ThreadState()
         threads[state.ident] = state
     if state.generation != generation:  # tracking was switched off and on since
         state.held = []
@@ -75,22 +78,20 @@ def thread_state() -> ThreadState:
     return state
 
 
-def on_mode_change(callback: Callable[[bool], None]) -> None:
-    """Call ``callback(tracking)`` now and whenever tracking is switched on or off."""
-    _mode_callbacks.append(callback)
-    callback(tracking)
+def on_change(callback: Callable[[], None]) -> None:
+    """Call ``callback()`` now and whenever the checker, the watchdog or tracking changes."""
+    _callbacks.append(callback)
+    callback()
 
 
 def _update_mode() -> None:
     global tracking, generation
     wanted = checker is not None or watchdog is not None
-    if wanted == tracking:
-        return
-    if wanted:
+    if wanted and not tracking:
         generation += 1
     tracking = wanted
-    for callback in _mode_callbacks:
-        callback(wanted)
+    for callback in _callbacks:
+        callback()
 
 
 def install_checker(new: Checker | None) -> Checker | None:
