@@ -44,12 +44,20 @@ def info() -> dict[str, Any]:
         "gil_enabled": gil_enabled(),
         "free_threaded_build": bool(getattr(sys, "_is_gil_enabled", None)) and not _sysconfig_gil(),
         "default_start_method": default_start_method(),
+        "sync_lock_core": _lock_core(),
         "platform": platform.platform(),
         "extras": {
             name: all(importlib.util.find_spec(m) is not None for m in modules)
             for name, modules in EXTRAS.items()
         },
     }
+
+
+def _lock_core() -> str:
+    """Which core anypool.sync's locks run on: "c" (the extension) or "python"."""
+    from .sync import _core
+
+    return "c" if _core.IMPLEMENTATION == "c" else "python"
 
 
 def _sysconfig_gil() -> bool:
@@ -85,6 +93,7 @@ def _run(args: argparse.Namespace) -> int:
     table.add_row("GIL", gil)
     table.add_row("free-threaded build", "yes" if facts["free_threaded_build"] else "no")
     table.add_row("default start method", facts["default_start_method"])
+    table.add_row("anypool.sync lock core", facts["sync_lock_core"])
     extras = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in facts["extras"].items())
     table.add_row("extras installed", extras)
     table.add_row("platform", facts["platform"])
