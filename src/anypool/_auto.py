@@ -35,8 +35,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import io
 import math
 import multiprocessing.forkserver
+import pickle
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -53,6 +56,9 @@ from ._tasks import Batch, CallMode, Job
 __all__ = ["AUTO", "AutoChooser", "Costs", "Profile", "decide", "profile"]
 
 AUTO = "auto"
+#: Arrays at least this big go to worker processes through shared memory (see
+#: _backends/_sharing.py), so their per-task cost is a reference, not a pickle.
+SHARED_ARRAY_BYTES = 1 << 20
 
 #: Work left (seconds, in a loop) under which no pool is worth starting.
 MIN_POOL_WORK = 0.002
@@ -65,8 +71,9 @@ THREAD_SPEEDUP = 1.5
 #: are rough, and a pool costs memory and start-up that a loop does not.
 POOL_GAIN = 0.8
 #: Threads for waiting work when ``workers`` is not given: enough to overlap many waits,
-#: few enough that their stacks and the switching between them stay cheap.
-WAITING_THREADS = 64
+#: few enough that their stacks and the switching between them stay cheap (a thread
+#: costs ~50 us to start and a few tens of KiB of memory actually touched).
+WAITING_THREADS = 256
 #: Tasks of one function that submit() watches on threads before deciding where later
 #: submits of it go; and the CPU time per task below which processes cannot pay.
 SUBMIT_SAMPLE = 8
@@ -300,11 +307,38 @@ def measure_transfer(job: Job, measured: Measurements) -> Transfer:
 
 
 def _pickle_cost(objects: list[Any]) -> tuple[int, float]:
-    """Bytes per object pickled, and seconds per object to pickle and unpickle it."""
+    """Bytes per object pickled, and seconds per object to pickle and unpickle it.
+
+    Large NumPy arrays are counted as the processes backend sends them: by reference to
+    shared memory (copied once, not per task), so they are not pickled here either.
+    """
     start = time.perf_counter()
-    data = _serialize.dumps_quietly(objects)
+    buffer = io.BytesIO()
+    try:
+        _SharedArrayStandIn(buffer).dump(objects)
+        data = buffer.getvalue()
+    except Exception:
+        data = _serialize.dumps_quietly(objects)
     _serialize.loads(data)
     return len(data) // len(objects), (time.perf_counter() - start) / len(objects)
+
+
+class _SharedArrayStandIn(pickle.Pickler):
+    """Pickles like the processes backend: a large array becomes a small reference."""
+
+    def __init__(self, file: Any) -> None:
+        super().__init__(file, protocol=5)
+
+    def reducer_override(self, obj: Any) -> Any:
+        np = sys.modules.get("numpy")
+        if (
+            np is not None
+            and type(obj) is np.ndarray
+            and obj.nbytes >= SHARED_ARRAY_BYTES
+            and not obj.dtype.hasobject
+        ):
+            return (tuple, ((obj.dtype.str, obj.shape),))
+        return NotImplemented
 
 
 # ── deciding ────────────────────────────────────────────────────────────────────
@@ -350,7 +384,10 @@ def decide(m: Measurements, transfer: Transfer, ctx: Context) -> Profile:
         )
     share = m.cpu_share if m.cpu_share is not None else 1.0
     if share < WAITING_SHARE:
-        workers = ctx.workers or _waiting_threads(share, left, ctx.cpus)
+        # Judged while the first item was still waiting, the CPU share is an upper
+        # bound (the wait goes on, the CPU time does not): allow the most threads.
+        bound = 0.0 if m.per_item_is_lower_bound else share
+        workers = ctx.workers or _waiting_threads(bound, left, ctx.cpus)
         return _finish(
             base,
             "threads",
