@@ -59,6 +59,9 @@ AUTO = "auto"
 #: Arrays at least this big go to worker processes through shared memory (see
 #: _backends/_sharing.py), so their per-task cost is a reference, not a pickle.
 SHARED_ARRAY_BYTES = 1 << 20
+#: Pickled samples past this many bytes in all are enough to estimate the transfer cost
+#: (pickling more big arguments only to measure them would cost tens of milliseconds).
+BIG_SAMPLE = 1 << 20
 
 #: Work left (seconds, in a loop) under which no pool is worth starting.
 MIN_POOL_WORK = 0.002
@@ -312,15 +315,31 @@ def _pickle_cost(objects: list[Any]) -> tuple[int, float]:
     Large NumPy arrays are counted as the processes backend sends them: by reference to
     shared memory (copied once, not per task), so they are not pickled here either.
     """
-    start = time.perf_counter()
+    total_bytes = count = 0
+    total_seconds = 0.0
+    for obj in objects:
+        count += 1
+        start = time.perf_counter()
+        data = _stand_in_dumps(obj)
+        if len(data) < BIG_SAMPLE:
+            _serialize.loads(data)
+            seconds = time.perf_counter() - start
+        else:  # unpickling costs about what pickling did: measuring it would double that
+            seconds = 2 * (time.perf_counter() - start)
+        total_bytes += len(data)
+        total_seconds += seconds
+        if total_bytes >= BIG_SAMPLE:
+            break  # big arguments: one or two samples say enough, more would cost
+    return total_bytes // count, total_seconds / count
+
+
+def _stand_in_dumps(obj: Any) -> bytes:
     buffer = io.BytesIO()
     try:
-        _SharedArrayStandIn(buffer).dump(objects)
-        data = buffer.getvalue()
+        _SharedArrayStandIn(buffer).dump(obj)
     except Exception:
-        data = _serialize.dumps_quietly(objects)
-    _serialize.loads(data)
-    return len(data) // len(objects), (time.perf_counter() - start) / len(objects)
+        return _serialize.dumps_quietly(obj)
+    return buffer.getvalue()
 
 
 class _SharedArrayStandIn(pickle.Pickler):
