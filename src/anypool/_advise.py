@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ._cliargs import positive_int
+
 __all__ = ["TargetError", "load_target", "register"]
 
 
@@ -46,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--items-from", metavar="FILE", help="one item per line (a Python literal, else text)"
     )
     p.add_argument(
-        "--repeat", type=_positive, default=1, help="use the items this many times (default 1)"
+        "--repeat", type=positive_int, default=1, help="use the items this many times (default 1)"
     )
     p.add_argument(
         "--backends",
@@ -56,16 +58,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--no-run", action="store_true", help="only measure and choose; time nothing")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=run)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 # ── finding the function ────────────────────────────────────────────────────────

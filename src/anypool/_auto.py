@@ -39,7 +39,6 @@ import io
 import math
 import multiprocessing.forkserver
 import pickle
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -48,6 +47,7 @@ from typing import Any
 from . import _serialize
 from ._backends import Backend, ExecutorStats, available_cpus
 from ._backends._asyncio import is_coroutine_function
+from ._backends._sharing import is_shareable
 from ._errors import describe
 from ._info import gil_enabled
 from ._probe import Measurements, Probe
@@ -56,9 +56,6 @@ from ._tasks import Batch, CallMode, Job
 __all__ = ["AUTO", "AutoChooser", "Costs", "Profile", "decide", "profile"]
 
 AUTO = "auto"
-#: Arrays at least this big go to worker processes through shared memory (see
-#: _backends/_sharing.py), so their per-task cost is a reference, not a pickle.
-SHARED_ARRAY_BYTES = 1 << 20
 #: Pickled samples past this many bytes in all are enough to estimate the transfer cost
 #: (pickling more big arguments only to measure them would cost tens of milliseconds).
 BIG_SAMPLE = 1 << 20
@@ -349,13 +346,7 @@ class _SharedArrayStandIn(pickle.Pickler):
         super().__init__(file, protocol=5)
 
     def reducer_override(self, obj: Any) -> Any:
-        np = sys.modules.get("numpy")
-        if (
-            np is not None
-            and type(obj) is np.ndarray
-            and obj.nbytes >= SHARED_ARRAY_BYTES
-            and not obj.dtype.hasobject
-        ):
+        if is_shareable(obj):
             return (tuple, ((obj.dtype.str, obj.shape),))
         return NotImplemented
 

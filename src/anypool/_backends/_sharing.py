@@ -41,7 +41,7 @@ import cloudpickle
 
 from . import _worker
 
-__all__ = ["DEFAULT_THRESHOLD", "ArraySharer", "Lease", "available"]
+__all__ = ["DEFAULT_THRESHOLD", "ArraySharer", "Lease", "available", "is_shareable"]
 
 #: Arrays at least this big (bytes) travel through shared memory. Below it, a pickle is
 #: cheaper than a segment (a file descriptor, a mapping, page faults in each worker).
@@ -217,7 +217,8 @@ class ArraySharer:
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # fault the pages in at once: fewer traps
 
 
-def _is_shareable(obj: Any, threshold: int) -> bool:
+def is_shareable(obj: Any, threshold: int = DEFAULT_THRESHOLD) -> bool:
+    """Whether ``obj`` is a NumPy array that travels through shared memory."""
     np = sys.modules.get("numpy")
     return (
         np is not None
@@ -235,7 +236,7 @@ class _ArrayPickler(pickle.Pickler):
 
     def reducer_override(self, obj: Any) -> Any:
         # Called for every object that is not a plain int, str, list, ...: keep it cheap.
-        if _is_shareable(obj, self._sharer.threshold):
+        if is_shareable(obj, self._sharer.threshold):
             return self._sharer.reference(obj, self._used)
         return NotImplemented
 
@@ -247,7 +248,7 @@ class _ArrayCloudPickler(cloudpickle.Pickler):  # type: ignore[misc]
         self._used = used
 
     def reducer_override(self, obj: Any) -> Any:
-        if _is_shareable(obj, self._sharer.threshold):
+        if is_shareable(obj, self._sharer.threshold):
             return self._sharer.reference(obj, self._used)
         return super().reducer_override(obj)
 

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 
 from .._backends import backend_names
+from .._cliargs import positive_int
 from . import _race
 from ._workloads import WORKLOADS
 
@@ -29,9 +30,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "I/O-bound tasks on every backend, with speed-ups against serial.",
     )
     p.add_argument("--quick", action="store_true", help="a short run (under 30 s on 2 cores)")
-    p.add_argument("--tasks", type=_positive, help="tasks per workload (default 16; --quick 8)")
-    p.add_argument("--workers", type=_positive, help="workers per pool (default: per workload)")
-    p.add_argument("--repeat", type=_positive, help="runs per measurement; the median is shown")
+    p.add_argument("--tasks", type=positive_int, help="tasks per workload (default 16; --quick 8)")
+    p.add_argument("--workers", type=positive_int, help="workers per pool (default: per workload)")
+    p.add_argument("--repeat", type=positive_int, help="runs per measurement; the median is shown")
     p.add_argument(
         "--backends",
         type=_names(BENCH_BACKENDS),
@@ -54,16 +55,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--plot", metavar="PATH", help="also draw a PNG bar chart (needs anypool[plot])")
     p.set_defaults(handler=run)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _names(accepted: list[str]) -> Callable[[str], list[str]]:
