@@ -132,7 +132,8 @@ class WorkerCrashed(AnypoolError):
         else:
             how = f"exited with status {self.exitcode}"
         where = "" if self.index is None else f" item {self.index}:"
-        return f"worker process {self.pid} {how} while {self.phase};{where} task lost"
+        who = "a worker process" if self.pid is None else f"worker process {self.pid}"
+        return f"{who} {how} while {self.phase};{where} task lost"
 
 
 class SerializationError(AnypoolError, TypeError):
