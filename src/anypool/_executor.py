@@ -780,7 +780,6 @@ def _closing(ex: Executor, results: Iterator[T]) -> Iterator[T]:
 
 
 _CALL_ONLY = ("timeout",)
-_CALL_AND_EXECUTOR = ("chunksize", "progress", "task_timeout", "retries", "on_error")
 
 
 def _executor_options(options: dict[str, Any]) -> dict[str, Any]:
