@@ -10,6 +10,7 @@ import anypool
 
 from ._leaks import shm_entries, stop_helpers, wait_until_clean, worker_processes
 from ._postgres import postgres_server
+from ._sync_modes import MODES as SYNC_MODES
 
 # Every pool backend of the conformance suite; a new backend is tested by adding it here.
 # "processes-spawn" is the processes backend under the spawn start method; "auto" measures
@@ -39,6 +40,13 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(params=POOL_BACKENDS)
 def pool_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture(params=list(SYNC_MODES))
+def mode(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Each lock test runs plain, under lock-order checking, and under the watchdog."""
+    with SYNC_MODES[request.param]():
+        yield str(request.param)
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,6 @@ on the pure-Python core.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -17,7 +16,7 @@ import sysconfig
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,8 @@ import pytest
 
 import anypool.sync
 from anypool.sync import _core, _state
+
+from ._sync_modes import held_elsewhere
 
 ROOT = Path(__file__).resolve().parent.parent
 PURE_REQUESTED = os.environ.get("ANYPOOL_SYNC_PURE_PYTHON") == "1"
@@ -34,46 +35,9 @@ LOCKS = {"Lock": anypool.sync.Lock, "RLock": anypool.sync.RLock}
 THREADING = {"Lock": threading.Lock, "RLock": threading.RLock}
 
 
-@contextlib.contextmanager
-def _watchdog() -> Iterator[None]:
-    previous = anypool.sync.set_watchdog(60.0)
-    try:
-        yield
-    finally:
-        anypool.sync.set_watchdog(previous)
-
-
-MODES: dict[str, Callable[[], contextlib.AbstractContextManager[Any]]] = {
-    "plain": contextlib.nullcontext,
-    "lockcheck": anypool.sync.lockcheck,
-    "watchdog": _watchdog,
-}
-
-
-@pytest.fixture(params=list(MODES))
-def mode(request: pytest.FixtureRequest) -> Iterator[str]:
-    with MODES[request.param]():
-        yield str(request.param)
-
-
 @pytest.fixture(params=list(LOCKS))
 def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-def _held_elsewhere(lock: Any) -> tuple[threading.Thread, threading.Event]:
-    """Start a thread that holds ``lock`` until the returned event is set."""
-    taken, done = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with lock:
-            taken.set()
-            done.wait(30)
-
-    t = threading.Thread(target=hold)
-    t.start()
-    assert taken.wait(30)
-    return t, done
 
 
 # -- which core -----------------------------------------------------------------------
@@ -172,7 +136,7 @@ def test_acquire_takes_what_threading_takes(
 
 def test_timeout_zero_is_a_try_and_fails_at_once_when_held(kind: str, mode: str) -> None:
     lock = LOCKS[kind]()
-    holder, done = _held_elsewhere(lock)
+    holder, done = held_elsewhere(lock)
     try:
         assert lock.acquire(timeout=0) is False
         assert lock.acquire(True, 0) is False
@@ -307,7 +271,7 @@ class _Signaller:
 
 def test_blocked_acquire_is_interrupted_by_a_raising_signal_handler(kind: str, mode: str) -> None:
     lock = LOCKS[kind]()
-    holder, done = _held_elsewhere(lock)
+    holder, done = held_elsewhere(lock)
     raised = []
 
     def action(count: int) -> None:
@@ -334,7 +298,7 @@ def test_blocked_acquire_is_interrupted_by_a_raising_signal_handler(kind: str, m
 
 def test_blocked_acquire_goes_on_after_a_handler_that_returns(kind: str, mode: str) -> None:
     lock = LOCKS[kind]()
-    holder, done = _held_elsewhere(lock)
+    holder, done = held_elsewhere(lock)
 
     def action(count: int) -> None:
         if count == 3:
@@ -353,7 +317,7 @@ def test_blocked_acquire_goes_on_after_a_handler_that_returns(kind: str, mode: s
 
 def test_timed_acquire_keeps_its_deadline_across_signals(kind: str, mode: str) -> None:
     lock = LOCKS[kind]()
-    holder, done = _held_elsewhere(lock)
+    holder, done = held_elsewhere(lock)
     try:
         with _Signaller(lambda count: None) as signaller:
             start = time.perf_counter()

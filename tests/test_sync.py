@@ -1,20 +1,21 @@
 """One suite over every anypool.sync lock type, in every mode (STYLE rule 9).
 
 A lock type is added by one line in LOCK_TYPES; a mode (what is switched on while the
-test runs) by one line in MODES.
+test runs) by one line in MODES (tests/_sync_modes.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import anypool.sync
 from anypool.testing import stress
+
+from ._sync_modes import held_elsewhere
 
 # name -> factory of a primitive with acquire/release/context manager and mutual
 # exclusion (a Semaphore of 1 excludes as a Lock does).
@@ -25,28 +26,6 @@ LOCK_TYPES: dict[str, Callable[..., Any]] = {
     "BoundedSemaphore": lambda **kw: anypool.sync.BoundedSemaphore(1, **kw),
     "Condition": anypool.sync.Condition,
 }
-
-
-@contextlib.contextmanager
-def _watchdog() -> Iterator[None]:
-    previous = anypool.sync.set_watchdog(60.0)
-    try:
-        yield
-    finally:
-        anypool.sync.set_watchdog(previous)
-
-
-MODES: dict[str, Callable[[], contextlib.AbstractContextManager[Any]]] = {
-    "plain": contextlib.nullcontext,
-    "lockcheck": anypool.sync.lockcheck,
-    "watchdog": _watchdog,
-}
-
-
-@pytest.fixture(params=list(MODES))
-def mode(request: pytest.FixtureRequest) -> Iterator[str]:
-    with MODES[request.param]():
-        yield str(request.param)
 
 
 @pytest.fixture(params=list(LOCK_TYPES))
@@ -73,21 +52,6 @@ def _in_thread(fn: Callable[[], object]) -> Any:
     return value
 
 
-def _held_elsewhere(lock: Any) -> tuple[threading.Thread, threading.Event]:
-    """Start a thread that holds ``lock`` until the returned event is set."""
-    taken, done = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with lock:
-            taken.set()
-            done.wait(30)
-
-    t = threading.Thread(target=hold)
-    t.start()
-    assert taken.wait(30)
-    return t, done
-
-
 def test_excludes_under_stress(make_lock: Callable[..., Any]) -> None:
     lock = make_lock()
     counter = [0]
@@ -111,9 +75,9 @@ def test_acquire_release_and_context_manager(make_lock: Callable[..., Any]) -> N
     lock.release()
 
 
-def test_nonblocking_and_timeout_fail_while_held_elsewhere(make_lock: Callable[..., Any]) -> None:
+def test_nonblocking_and_timeout_fail_whileheld_elsewhere(make_lock: Callable[..., Any]) -> None:
     lock = make_lock()
-    holder, done = _held_elsewhere(lock)
+    holder, done = held_elsewhere(lock)
     try:
         assert lock.acquire(blocking=False) is False
         assert lock.acquire(timeout=0.05) is False
@@ -128,7 +92,7 @@ def test_nonblocking_and_timeout_fail_while_held_elsewhere(make_lock: Callable[.
 
 def test_contended_acquisition_is_counted_and_timed(make_lock: Callable[..., Any]) -> None:
     lock = make_lock()
-    holder, done = _held_elsewhere(lock)
+    holder, done = held_elsewhere(lock)
     waiting = threading.Event()
 
     def take() -> bool:
