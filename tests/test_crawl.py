@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -16,19 +17,26 @@ from pathlib import Path
 import pytest
 
 from anypool._apps import _crawl
-from anypool._apps._crawl import Frontier, describe_error, parse_retry_after
+from anypool._apps._crawl import CrawlOptions, Frontier, describe_error, parse_retry_after
 from anypool._apps._urls import BadURL, check_url, host_of, links_in, url_key
 from anypool._cli import main
+from anypool._progress import NullProgress
 
 from ._httpserver import Server, html
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def server() -> Iterator[Server]:
+@pytest.fixture(params=["anypool", "httpx"])
+def server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+    """The test server; each test that uses it runs once per ``--transport``."""
+    monkeypatch.setenv(TRANSPORT_VARIABLE, request.param)
     with Server() as running:
         yield running
+
+
+#: Set by the ``server`` fixture: the ``--transport`` that crawl() passes.
+TRANSPORT_VARIABLE = "ANYPOOL_TEST_CRAWL_TRANSPORT"
 
 
 def crawl(
@@ -38,7 +46,13 @@ def crawl(
     source = tmp_path / "urls.txt"
     source.write_text("\n".join(urls) + "\n")
     out = tmp_path / "results.jsonl"
-    status = main(["crawl", str(source), "--out", str(out), "--backoff", "0.01", *options])
+    transport = os.environ.get(TRANSPORT_VARIABLE, "anypool")
+    status = main(
+        [
+            *("crawl", str(source), "--out", str(out), "--backoff", "0.01"),
+            *("--transport", transport, *options),
+        ]
+    )
     records = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
     return status, records, capsys.readouterr().err
 
@@ -513,3 +527,46 @@ def test_a_bug_in_one_fetch_is_recorded_and_the_crawl_goes_on(
     lines = by_url(records)
     assert lines[server.url("/page/2")]["error"] == "internal: RuntimeError: boom"
     assert lines[server.url("/page/1")]["status"] == lines[server.url("/page/3")]["status"] == 200
+
+
+def test_the_light_transport_is_used_unless_a_proxy_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from anypool._apps._http import LightTransport
+
+    def opened(transport: str) -> tuple[int, int, bool]:
+        async def go() -> tuple[int, int, bool]:
+            session = await _crawl._Session.open(CrawlOptions(concurrency=10, transport=transport))
+            try:
+                light = isinstance(session.clients[0]._transport, LightTransport)
+                return len(session.clients), session.lane_share, light
+            finally:
+                await session.close()
+
+        return asyncio.run(go())
+
+    for name in list(os.environ):
+        if name.lower() in ("http_proxy", "https_proxy", "all_proxy"):
+            monkeypatch.delenv(name)
+    assert opened("anypool") == (1, 0, True)
+    assert opened("httpx") == (3, _crawl.LANE_SHARE, False)  # 10 fetches, 4 per client
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+    assert opened("anypool") == (3, _crawl.LANE_SHARE, False)
+
+
+class _FailingFile(io.StringIO):
+    """An output file that fails on its third line, as a full disk would."""
+
+    def write(self, text: str) -> int:
+        if self.getvalue().count("\n") >= 2:
+            raise OSError(28, "No space left on device")
+        return super().write(text)
+
+
+def test_an_output_file_that_fails_stops_the_crawl_with_its_error(server: Server) -> None:
+    out = _FailingFile()
+    urls = [server.url(f"/page/{i}") for i in range(20)]
+    options = CrawlOptions(concurrency=4, per_host=4)
+    with pytest.raises(OSError, match="No space left"):
+        _crawl.crawl(urls, out, options, NullProgress())
+    assert out.getvalue().count("\n") == 2  # what was written before stays written
