@@ -5,7 +5,9 @@ Run: .venv/bin/python benchmarks/crawl.py [--urls 1000] [--concurrency 100] [--l
 Starts the test server (tests/_httpserver.py) in another process with a fixed latency per
 reply, then times, best of ``--repeat`` runs, alternating:
 
-- anypool crawl's engine (the same call the command makes, results written to a file);
+- anypool crawl's engine (the same call the command makes, results written to a file),
+  with its light transport (``crawl``) and with httpx's own (``crawl-httpx``, that is
+  ``--transport httpx``);
 - the obvious hand-written version: one ``httpx.AsyncClient`` with a pool of
   ``concurrency`` connections, a semaphore, ``asyncio.gather`` (run once: it is slow);
 - the same hand-written version with the crawl's trick of several small clients (httpcore
@@ -50,8 +52,10 @@ def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
     return server, server.stdout.readline().strip()
 
 
-def time_crawl(urls: list[str], concurrency: int) -> float:
-    options = CrawlOptions(concurrency=concurrency, per_host=concurrency, retries=0)
+def time_crawl(urls: list[str], concurrency: int, transport: str = "anypool") -> float:
+    options = CrawlOptions(
+        concurrency=concurrency, per_host=concurrency, retries=0, transport=transport
+    )
     with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "out.jsonl", "w") as out:
         start = time.perf_counter()
         tally = crawl(urls, out, options, NullProgress())
@@ -105,13 +109,14 @@ def main() -> None:
     server, base = start_server(args.latency)
     try:
         urls = [f"{base}/page/{i}" for i in range(args.urls)]
-        runs: dict[str, list[float]] = {"crawl": [], "gather": [], "gather-lanes": []}
-        cpu: dict[str, list[float]] = {name: [] for name in runs}
         one: dict[str, Any] = {
             "crawl": lambda: time_crawl(urls, args.concurrency),
+            "crawl-httpx": lambda: time_crawl(urls, args.concurrency, "httpx"),
             "gather": lambda: time_gather(urls, args.concurrency, args.concurrency),
             "gather-lanes": lambda: time_gather(urls, args.concurrency, LANE_SHARE),
         }
+        runs: dict[str, list[float]] = {name: [] for name in one}
+        cpu: dict[str, list[float]] = {name: [] for name in one}
         for i in range(args.repeat):
             for name, run in one.items():
                 if name != "gather" or i == 0:  # ~20x slower than the others: run once
@@ -138,7 +143,7 @@ def report(
     for name, seconds in best.items():
         per_url = statistics.median(cpu[name]) / args.urls * 1e6
         print(
-            f"  {name:13s} best {seconds:6.3f} s  {args.urls / seconds:5.0f} URLs/s  "
+            f"  {name:12s} best {seconds:6.3f} s  {args.urls / seconds:5.0f} URLs/s  "
             f"{seconds / ideal:5.2f}x ideal  median {median[name]:6.3f} s  "
             f"CPU {per_url:5.0f} us/URL   runs: {', '.join(f'{t:.3f}' for t in runs[name])}"
         )

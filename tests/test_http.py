@@ -300,6 +300,19 @@ def test_a_request_the_server_drops_on_a_reused_connection_is_sent_again(
     assert server.connections == 2
 
 
+def test_a_post_the_server_drops_on_a_reused_connection_is_not_sent_again(
+    server: RawServer,
+) -> None:
+    async def go() -> None:
+        async with _client() as client:
+            await _get(client, server.url("/drop-second"), "POST", content=b"1")
+            await _get(client, server.url("/drop-second"), "POST", content=b"2")
+
+    with pytest.raises(httpx.RemoteProtocolError, match="without sending a complete response"):
+        run(go)
+    assert server.connections == 1
+
+
 def test_idle_connections_expire(server: RawServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("anypool._apps._http.KEEPALIVE_EXPIRY", 0.1)
 

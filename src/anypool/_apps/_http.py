@@ -13,8 +13,9 @@ the crawl plugs this one in instead: a keep-alive pool per origin over
   chunked, then Content-Length, else the body runs to the end of the connection;
 - a connection is reused only after its whole response was read and neither side asked
   to close it; an idle one the server has closed, or older than ``KEEPALIVE_EXPIRY``, is
-  dropped; a request that fails on a reused connection before any byte of the reply came
-  back is sent once more on a new one (the server closed it as we picked it up);
+  dropped; an idempotent request (GET, HEAD, ...) that fails on a reused connection
+  before any byte of the reply came back is sent once more on a new one (the server
+  closed it as we picked it up);
 - failures are httpx's exceptions: ``ConnectError``, ``ReadError``, ``WriteError``,
   ``RemoteProtocolError``, so a client catching ``httpx.HTTPError`` sees no difference.
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import os
 import ssl
 import time
@@ -42,10 +44,14 @@ __all__ = ["Client", "LightTransport", "proxies_configured"]
 KEEPALIVE_EXPIRY = 5.0
 #: The longest status line plus headers read; a longer head is a protocol error.
 MAX_HEAD = 64 * 1024
+#: Seconds ``aclose`` waits for TLS connections to say goodbye before cutting them off.
+CLOSE_WAIT = 1.0
 #: The most bytes one body chunk handed to httpx holds.
 READ_SIZE = 64 * 1024
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _NO_BODY_STATUS = frozenset({204, 304})
+#: Methods sent again when a kept-alive connection turns out closed (RFC 9110 §9.2.2).
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 
 def proxies_configured() -> bool:
@@ -147,21 +153,22 @@ class LightTransport(httpx.AsyncBaseTransport):
 
     async def _connect(self, origin: tuple[str, str, int]) -> _Connection:
         scheme, host, port = origin
-        context = None
+        try:
+            reader, writer = await asyncio.open_connection(host, port, limit=MAX_HEAD)
+        except OSError as exc:  # refused, unreachable, no such name
+            raise httpx.ConnectError(f"{host}:{port}: {exc}") from exc
         if scheme == "https":
+            # TLS on the connection made above rather than by open_connection(ssl=...):
+            # a failed handshake there can leave its socket for the collector to close.
             if self._ssl_context is None:
                 self._ssl_context = httpx.create_ssl_context()
-            context = self._ssl_context
-        try:
-            reader, writer = await asyncio.open_connection(
-                host,
-                port,
-                ssl=context,
-                server_hostname=host if context is not None else None,
-                limit=MAX_HEAD,
-            )
-        except (OSError, ssl.SSLError) as exc:  # refused, unreachable, no such name, TLS
-            raise httpx.ConnectError(f"{host}:{port}: {exc}") from exc
+            try:
+                await writer.start_tls(self._ssl_context, server_hostname=host)
+            except BaseException as exc:
+                writer.transport.abort()
+                if isinstance(exc, OSError):  # ssl.SSLError is one: a bad certificate, ...
+                    raise httpx.ConnectError(f"{host}:{port}: {exc}") from exc
+                raise
         return _Connection(reader, writer, origin)
 
     def _release(self, conn: _Connection, reusable: bool) -> None:
@@ -182,16 +189,18 @@ class LightTransport(httpx.AsyncBaseTransport):
         scheme = url.scheme
         if scheme not in _DEFAULT_PORTS:
             raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}: http or https")
-        origin = (scheme, url.host, url.port or _DEFAULT_PORTS[scheme])
+        # raw_host: the ASCII (IDNA) form, for DNS and TLS; IPv6 without brackets.
+        origin = (scheme, url.raw_host.decode("ascii"), url.port or _DEFAULT_PORTS[scheme])
         payload, close = _encode_request(request, await request.aread())
         head_only = request.method == "HEAD"
+        resend = request.method in _IDEMPOTENT
         while True:
             conn = self._take_idle(origin)
             if conn is None:
                 conn = await self._connect(origin)
             self._busy.add(conn)
             try:
-                status, version, headers, framing = await _exchange(conn, payload, head_only)
+                reply = await _exchange(conn, payload, head_only, resend)
             except _Stale:
                 self._release(conn, False)
                 continue  # the server had closed a kept-alive connection: a new one
@@ -199,6 +208,7 @@ class LightTransport(httpx.AsyncBaseTransport):
                 self._release(conn, False)  # cancelled or failed half-way: unusable
                 raise
             break
+        status, version, headers, framing = reply
         keep_alive = not close and framing[0] != "close" and _keeps_alive(version, headers)
         return httpx.Response(
             status,
@@ -208,15 +218,26 @@ class LightTransport(httpx.AsyncBaseTransport):
         )
 
     async def aclose(self) -> None:
+        """Close every connection; TLS ones get up to ``CLOSE_WAIT`` s for their goodbye."""
         self._closed = True
-        for idle in self._idle.values():
-            for conn in idle:
-                conn.close()
+        conns = [conn for idle in self._idle.values() for conn in idle]
+        conns.extend(self._busy)
         self._idle.clear()
         self._idle_count = 0
-        for conn in self._busy:
-            conn.close()
         self._busy.clear()
+        for conn in conns:
+            conn.close()
+        closing = {asyncio.ensure_future(_closed(conn)): conn for conn in conns}
+        if closing:
+            _, late = await asyncio.wait(closing, timeout=CLOSE_WAIT)
+            for task in late:
+                task.cancel()
+                closing[task].writer.transport.abort()
+
+
+async def _closed(conn: _Connection) -> None:
+    with contextlib.suppress(Exception):  # reset by the peer, say: closed all the same
+        await conn.writer.wait_closed()
 
 
 class _Stale(Exception):
@@ -244,7 +265,7 @@ def _encode_request(request: httpx.Request, body: bytes) -> tuple[bytes, bool]:
 
 
 async def _exchange(
-    conn: _Connection, payload: bytes, head_only: bool
+    conn: _Connection, payload: bytes, head_only: bool, resend: bool
 ) -> tuple[int, bytes, list[tuple[bytes, bytes]], tuple[str, int]]:
     """Send the request and read the reply's head: status, version, headers, framing."""
     reader = conn.reader
@@ -253,14 +274,14 @@ async def _exchange(
         if len(payload) > READ_SIZE:
             await conn.writer.drain()
     except OSError as exc:
-        if conn.reused:
+        if conn.reused and resend:
             raise _Stale from exc
         raise httpx.WriteError(str(exc) or type(exc).__name__) from exc
     while True:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
         except asyncio.IncompleteReadError as exc:
-            if conn.reused and not exc.partial:
+            if conn.reused and resend and not exc.partial:
                 raise _Stale from exc
             raise httpx.RemoteProtocolError(
                 "the server closed the connection without sending a complete response"
@@ -270,7 +291,7 @@ async def _exchange(
                 f"the response head is over {MAX_HEAD // 1024} KiB"
             ) from exc
         except OSError as exc:
-            if conn.reused:
+            if conn.reused and resend:
                 raise _Stale from exc
             raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
         status, version, headers = _parse_head(head)
