@@ -484,7 +484,10 @@ class _Dispatcher:
             if item is not None:
                 self.busy += 1
                 if self.waiters and self.frontier.ready:
-                    self._wake_one()  # more URLs ready: pass the baton
+                    # More URLs can start (a host had room again, links were found): pass
+                    # the baton. A worker that finished a fetch comes here before it
+                    # could wait, so it takes the URL its fetch made room for itself.
+                    self._wake_one()
                 return item
             if not self.busy:  # nothing runs, so nothing waits either (no host is full)
                 self._wake_all()
@@ -514,8 +517,6 @@ class _Dispatcher:
         self.progress.advance(1)
         if fetched.html is not None:
             self._follow(fetched, depth + 1)
-        if self.waiters and self.frontier.ready:
-            self._wake_one()  # a host has room again, or links were found
         if self._flush_timer is None:
             assert self._loop is not None
             self._flush_timer = self._loop.call_later(FLUSH_EVERY, self._flush)
