@@ -391,7 +391,8 @@ def test_an_out_path_in_a_missing_directory_is_a_one_line_error(
 
 
 @pytest.mark.parametrize(
-    ("option", "value"), [("--concurrency", "0"), ("--timeout", "-1"), ("--depth", "x")]
+    ("option", "value"),
+    [("--concurrency", "0"), ("--timeout", "-1"), ("--depth", "x"), ("--transport", "h2")],
 )
 def test_bad_options_are_usage_errors(
     option: str, value: str, capsys: pytest.CaptureFixture[str]
@@ -570,3 +571,8 @@ def test_an_output_file_that_fails_stops_the_crawl_with_its_error(server: Server
     with pytest.raises(OSError, match="No space left"):
         _crawl.crawl(urls, out, options, NullProgress())
     assert out.getvalue().count("\n") == 2  # what was written before stays written
+
+
+def test_an_unknown_transport_is_refused() -> None:
+    with pytest.raises(ValueError, match="transport='h2': expected one of anypool, httpx"):
+        CrawlOptions(transport="h2")

@@ -78,10 +78,14 @@ def test_interpreter_settings_are_restored() -> None:
 
 def test_an_exception_stops_every_thread_and_is_raised_with_where() -> None:
     calls = []
+    counting = threading.Lock()  # two threads appending before either reads len() would
+    # both see 11 and neither raise
 
     def fails_on_the_tenth_call() -> None:
-        calls.append(1)
-        if len(calls) == 10:
+        with counting:
+            calls.append(1)
+            count = len(calls)
+        if count == 10:
             raise KeyError("boom")
 
     with pytest.raises(KeyError, match="boom") as info:

@@ -70,6 +70,8 @@ MAX_RETRY_AFTER = 120.0
 #: Bytes of an HTML page kept to look for links; past this the page is still read and
 #: counted, not parsed. More finds links further down huge pages, at their memory cost.
 MAX_HTML_BYTES = 5_000_000
+#: What sends the requests under httpx: anypool's light HTTP/1.1 pool, or httpx's own.
+TRANSPORTS = ("anypool", "httpx")
 #: Seconds a result line may wait in the output file's buffer: what a crash can lose.
 FLUSH_EVERY = 0.25
 USER_AGENT = "anypool-crawl (+https://pypi.org/project/anypool/)"
@@ -88,6 +90,12 @@ class CrawlOptions:
     backoff: float = 0.5  # the first retry's wait; each next one doubles it
     transport: str = "anypool"  # "httpx": httpx's own transport (httpcore), see _http.py
     progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.transport not in TRANSPORTS:
+            raise ValueError(
+                f"transport={self.transport!r}: expected one of {', '.join(TRANSPORTS)}"
+            )
 
 
 @dataclass

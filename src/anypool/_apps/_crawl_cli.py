@@ -18,6 +18,7 @@ from ._common import (
     require,
     seconds,
 )
+from ._crawl import TRANSPORTS
 from ._urls import BadURL, check_url
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument(
         "--transport",
-        choices=("anypool", "httpx"),
+        choices=TRANSPORTS,
         default="anypool",
         help="anypool: a light HTTP/1.1 connection pool, ~4x less CPU per request; httpx: "
         "httpx's own (HTTP proxies; used anyway when *_PROXY is set) (default anypool)",
