@@ -375,11 +375,7 @@ class _Body(httpx.AsyncByteStream):
         reader = self._conn.reader
         try:
             if kind == "length":
-                while length:
-                    chunk = await reader.read(min(length, READ_SIZE))
-                    if not chunk:
-                        raise _incomplete()
-                    length -= len(chunk)
+                async for chunk in _exactly(reader, length):
                     yield chunk
             elif kind == "chunked":
                 async for chunk in _chunks(reader):
@@ -412,14 +408,20 @@ async def _chunks(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
             while await reader.readuntil(b"\r\n") != b"\r\n":
                 pass  # trailer fields: not used
             return
-        while size:
-            chunk = await reader.read(min(size, READ_SIZE))
-            if not chunk:
-                raise _incomplete()
-            size -= len(chunk)
+        async for chunk in _exactly(reader, size):
             yield chunk
         if await reader.readexactly(2) != b"\r\n":
             raise httpx.RemoteProtocolError("a chunk does not end with CRLF")
+
+
+async def _exactly(reader: asyncio.StreamReader, size: int) -> AsyncIterator[bytes]:
+    """``size`` bytes, in the pieces they arrive in (at most ``READ_SIZE`` each)."""
+    while size:
+        chunk = await reader.read(min(size, READ_SIZE))
+        if not chunk:
+            raise _incomplete()
+        size -= len(chunk)
+        yield chunk
 
 
 def _incomplete() -> httpx.RemoteProtocolError:
