@@ -474,6 +474,39 @@ def test_ctrl_c_writes_what_is_done_and_exits_cleanly(server: Server, tmp_path: 
     assert sorted(r["url"] for r in lines) == sorted(urls[:5])
 
 
+def test_a_second_ctrl_c_stops_at_once_without_a_traceback(server: Server, tmp_path: Path) -> None:
+    urls = [server.url(f"/page/{i}") for i in range(5)]
+    urls += [server.url(f"/page/{i}?delay=30") for i in range(5, 9)]
+    (tmp_path / "urls.txt").write_text("\n".join(urls) + "\n")
+    out = tmp_path / "out.jsonl"
+    command = [sys.executable, "-m", "anypool", "crawl", "urls.txt", "--out", str(out)]
+    proc = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out.exists() and out.read_text().count("\n") >= 5):
+            assert time.monotonic() < deadline, "the fast pages were never written"
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.02)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.01)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        took = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+    # 130 from the CLI, or killed by the SIGINT itself when the second one lands as the
+    # interpreter exits (the shell shows both as 130)
+    assert proc.returncode in (130, -signal.SIGINT), err
+    assert "Traceback" not in err
+    assert took < 10  # not the 30 s the slow pages take
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["url"] for r in lines) == sorted(urls[:5])
+
+
 # ── the pieces ──────────────────────────────────────────────────────────────────
 
 

@@ -54,6 +54,11 @@ REPLIES: dict[str, Any] = {
     "/two-lengths": b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
     "/bad-chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nxx\r\n0\r\n\r\n",
     "/big-head": b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * (MAX_HEAD + 10) + b"\r\n\r\n",
+    "/lf": b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok",
+    "/mixed-line-ends": b"HTTP/1.1 200 OK\r\nX-A: 1\nContent-Length: 5\r\n\nmixed",
+    # A server that sends more than it framed: the extra reply must never be read as the
+    # answer to the next request.
+    "/overlong": _ok(b"hello") + _ok(b"EVIL"),
     "/set-cookie": (
         b"HTTP/1.1 302 Found\r\nLocation: /show-cookie\r\nSet-Cookie: session=abc; Path=/\r\n"
         b"Content-Length: 0\r\n\r\n"
@@ -149,6 +154,17 @@ class RawServer:
         elif path == "/then-close":  # keep-alive promised, then closed anyway
             conn.sendall(_ok(b"bye"))
             return False
+        elif path == "/upgrade":  # then another protocol: HTTP is never answered again
+            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n")
+            while conn.recv(65536):
+                pass
+            return False
+        elif path == "/http10-chunked":  # "keep-alive", yet RFC 9112 says close after it
+            conn.sendall(
+                b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+            )
+            return True
         elif path == "/truncated":
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
             return False
@@ -220,6 +236,9 @@ def _client(**kwargs: Any) -> Any:
         ("/chunked", 200, b"hello world"),
         ("/close-delimited", 200, b"until the end"),
         ("/http10", 200, b"ok"),
+        ("/http10-chunked", 200, b"ok"),
+        ("/lf", 200, b"ok"),
+        ("/mixed-line-ends", 200, b"mixed"),
         ("/continue", 200, b"after 100"),
         ("/no-content", 204, b""),
         ("/not-modified", 304, b""),
@@ -276,6 +295,33 @@ def test_a_connection_the_reply_closes_is_not_reused(server: RawServer, first: s
 
     assert run(go)[1] == (200, b"hello")
     assert server.connections == 2
+
+
+@pytest.mark.parametrize("first", ["/upgrade", "/http10-chunked", "/overlong"])
+def test_a_connection_left_in_another_state_is_not_reused(server: RawServer, first: str) -> None:
+    # After a 101 the connection speaks another protocol; after a chunked HTTP/1.0 reply
+    # it must close; after a reply followed by bytes nobody asked for, those bytes would
+    # be read as the next answer.
+    async def go() -> tuple[int, bytes]:
+        async with _client() as client:
+            await _get(client, server.url(first))
+            await asyncio.sleep(0.1)  # the overlong reply's extra bytes have arrived
+            return await _get(client, server.url("/len"))
+
+    assert run(go) == (200, b"hello")
+    assert server.connections == 2
+
+
+def test_a_full_pool_makes_room_by_closing_the_oldest(server: RawServer) -> None:
+    async def go() -> list[tuple[int, bytes]]:
+        async with Client(transport=LightTransport(max_idle=1)) as client:
+            # 127.0.0.1 and localhost are two origins of the same server.
+            here = server.url("/len")
+            there = here.replace("127.0.0.1", "localhost")
+            return [await _get(client, url) for url in (here, there, there)]
+
+    assert run(go) == [(200, b"hello")] * 3
+    assert server.connections == 2  # the second "there" reused its connection
 
 
 def test_a_connection_closed_by_the_server_while_idle_is_replaced(server: RawServer) -> None:

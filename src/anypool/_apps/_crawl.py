@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import email.utils
 import http.cookiejar
@@ -72,6 +73,8 @@ MAX_RETRY_AFTER = 120.0
 MAX_HTML_BYTES = 5_000_000
 #: What sends the requests under httpx: anypool's light HTTP/1.1 pool, or httpx's own.
 TRANSPORTS = ("anypool", "httpx")
+#: Seconds a second Ctrl-C waits for the crawl to stop its fetches and close its files.
+CLEANUP_WAIT = 2.0
 #: Seconds a result line may wait in the output file's buffer: what a crash can lose.
 FLUSH_EVERY = 0.25
 USER_AGENT = "anypool-crawl (+https://pypi.org/project/anypool/)"
@@ -129,7 +132,7 @@ class Fetched:
         }
 
 
-# ── the fetching side (runs on the event loop) ──────────────────────────────────
+# ── fetching one URL ────────────────────────────────────────────────────────────
 
 
 @dataclass
@@ -313,7 +316,7 @@ def parse_retry_after(value: str) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-# ── the dispatching side (the caller's thread) ──────────────────────────────────
+# ── the crawl: frontier, workers, results (all on the event loop) ───────────────
 
 
 class Frontier:
@@ -456,13 +459,16 @@ class _Dispatcher:
         finally:
             # Normally nothing runs here. If a worker failed (the output file could not
             # be written, say) or run() is cancelled, the other workers are stopped.
+            # The file first: a second Ctrl-C may cancel this cleanup at any await.
             for worker in workers:
                 worker.cancel()
-            await asyncio.wait(workers)
-            await session.close()
-            if self._flush_timer is not None:
-                self._flush_timer.cancel()
-            self._flush()
+            try:
+                await asyncio.wait(workers)
+            finally:
+                if self._flush_timer is not None:
+                    self._flush_timer.cancel()
+                self._flush()
+                await session.close()
 
     async def _work(self, session: _Session, lane: int) -> None:
         task = asyncio.current_task()
@@ -589,11 +595,17 @@ def crawl(
     if not dispatcher.frontier.waiting:
         return dispatcher.tally  # nothing to fetch: no loop, no clients
     start = time.perf_counter()
-    # A second Ctrl-C raises KeyboardInterrupt out of result(): leaving the block then
-    # terminates the executor, which cancels run(); its finally still closes the clients.
     with Executor("asyncio", workers=1) as ex, _on_ctrl_c(dispatcher.on_interrupt):
         finished: Future[Any] = ex.submit(dispatcher.run)  # the backend awaits run()
-        finished.result()
+        try:
+            finished.result()
+        except KeyboardInterrupt:
+            # The second Ctrl-C: cancel run(). Its cleanup (stop the fetches, write what
+            # arrived, close the connections) gets a moment, so that the caller does not
+            # close the output file under it; a third Ctrl-C cuts that short too.
+            ex.terminate()
+            concurrent.futures.wait([finished], timeout=CLEANUP_WAIT)
+            raise
     dispatcher.tally.seconds = time.perf_counter() - start
     return dispatcher.tally
 

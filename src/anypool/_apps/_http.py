@@ -1,22 +1,25 @@
-"""A light HTTP/1.1 transport for httpx, on asyncio streams: what ``anypool crawl`` fetches with.
+"""A light HTTP/1.1 transport for httpx, on asyncio: what ``anypool crawl`` fetches with.
 
 httpx itself (the client: URLs, headers, redirects, cookies, decoding) costs ~150 µs of
 CPU per request here; its default transport (httpcore on anyio, h11) another ~550 µs.
 On two cores that transport alone is more than the whole budget of a 1,000-URL crawl, so
-the crawl plugs this one in instead: a keep-alive pool per origin over
-``asyncio.open_connection`` (uvloop's when installed) and a response parser of a few
-``bytes`` operations, ~60 µs per request. It speaks what a crawler needs and no more:
+the crawl plugs this one in instead: a keep-alive pool over asyncio connections (uvloop's
+when installed) and a response parser of a few ``bytes`` operations, ~60 µs per request.
+It speaks what a crawler needs and no more:
 
 - HTTP/1.1 (and 1.0 replies), plain or TLS; a request body is sent with its length, or
   chunked when httpx asked for chunked;
 - response framing as RFC 9112 §6.3 orders it: no body for HEAD, 1xx, 204 and 304, then
-  chunked, then Content-Length, else the body runs to the end of the connection;
-- a connection is reused only after its whole response was read and neither side asked
-  to close it; an idle one the server has closed, or older than ``KEEPALIVE_EXPIRY``, is
-  dropped; an idempotent request (GET, HEAD, ...) that fails on a reused connection
-  before any byte of the reply came back is sent once more on a new one (the server
-  closed it as we picked it up);
-- failures are httpx's exceptions: ``ConnectError``, ``ReadError``, ``WriteError``,
+  chunked, then Content-Length, else the body runs to the end of the connection; head
+  lines may end with CRLF or a bare LF;
+- a connection is reused only after its whole response was read, with nothing unread
+  behind it, neither side having asked to close it (nor a 101 or a chunked HTTP/1.0 reply
+  having made it unusable); an idle one the server has closed, or older than
+  ``KEEPALIVE_EXPIRY``, is dropped, and a full pool (``max_idle``, all hosts together)
+  closes its oldest to keep the newest; an idempotent request (GET, HEAD, ...) that fails
+  on a reused connection before any byte of the reply came back is sent again on another
+  connection (the server closed this one as we picked it up);
+- failures are httpx's exceptions: ``ConnectError``, ``ReadError`` and
   ``RemoteProtocolError``, so a client catching ``httpx.HTTPError`` sees no difference.
 
 No proxies, no HTTP/2, no timeouts of its own (the crawl bounds every attempt with
@@ -34,7 +37,7 @@ import os
 import ssl
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -46,6 +49,8 @@ KEEPALIVE_EXPIRY = 5.0
 MAX_HEAD = 64 * 1024
 #: Seconds ``aclose`` waits for TLS connections to say goodbye before cutting them off.
 CLOSE_WAIT = 1.0
+#: Bytes buffered unread on a connection before it stops reading from the socket.
+PAUSE_READING_AT = 256 * 1024
 #: The most bytes one body chunk handed to httpx holds.
 READ_SIZE = 64 * 1024
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -96,30 +101,182 @@ class Client(httpx.AsyncClient):
         self._jar = _SetCookiesOnly(cookies)
 
 
-class _Connection:
-    __slots__ = ("idle_since", "origin", "reader", "reused", "writer")
+class _Closed(Exception):
+    """The connection ended (EOF, or the error it ended with, as ``__cause__``) before
+    what was being read was complete; ``partial``: some of it had come."""
 
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        origin: tuple[str, str, int],
-    ) -> None:
-        self.reader = reader
-        self.writer = writer
+    def __init__(self, partial: bool) -> None:
+        super().__init__(partial)
+        self.partial = partial
+
+
+class _Stream(asyncio.Protocol):
+    """One connection's bytes, what asyncio's StreamReader and StreamWriter would do,
+    with two differences the transport needs: the buffer is in view (a connection goes
+    back to the pool only when no byte is left in it: a server that sent more than it
+    framed would otherwise shift every later reply on it), and a reply head whose lines
+    end with a bare LF is read as well as one with CRLF."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.eof = False
+        self.error: BaseException | None = None
+        self.lost: asyncio.Future[None] = loop.create_future()
+        self._waiter: asyncio.Future[None] | None = None
+        self._reading_paused = False
+        self._writing_paused = False
+
+    # ── asyncio.Protocol ──
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A stream transport (uvloop's is not an asyncio.Transport subclass).
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self._wake()
+        if len(self.buffer) > PAUSE_READING_AT and not self._reading_paused:
+            assert self.transport is not None
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake()
+        return False  # close the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        if exc is not None:
+            self.error = exc
+        self._wake()
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._wake()
+
+    # ── reading and writing ──
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _wait(self) -> None:
+        if self._reading_paused:
+            assert self.transport is not None
+            self._reading_paused = False
+            self.transport.resume_reading()
+        self._waiter = self.loop.create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    async def _more(self, partial: bool) -> None:
+        """Wait for more bytes; ``_Closed`` if none will come."""
+        if self.eof:
+            raise _Closed(partial) from self.error
+        await self._wait()
+
+    async def write(self, data: bytes) -> None:
+        assert self.transport is not None
+        if self.eof:  # closed by the server: write() would drop the bytes silently
+            raise _Closed(False) from self.error
+        self.transport.write(data)
+        while self._writing_paused and not self.eof:
+            await self._wait()
+
+    async def read_head(self) -> bytes:
+        """The bytes up to and including the empty line that ends a reply's head."""
+        start = 0
+        while True:
+            buffer = self.buffer
+            end = _head_end(buffer, start)
+            if 0 < end <= MAX_HEAD:
+                head = bytes(buffer[:end])
+                del buffer[:end]
+                return head
+            if end or len(buffer) > MAX_HEAD:
+                raise httpx.RemoteProtocolError(f"the response head is over {MAX_HEAD // 1024} KiB")
+            start = max(0, len(buffer) - 2)
+            await self._more(bool(buffer))
+
+    async def readline(self) -> bytes:
+        """One line, its LF included (a chunk-size line or a trailer)."""
+        start = 0
+        while True:
+            end = self.buffer.find(b"\n", start) + 1
+            if end:
+                line = bytes(self.buffer[:end])
+                del self.buffer[:end]
+                return line
+            if len(self.buffer) > MAX_HEAD:
+                raise httpx.RemoteProtocolError("a chunk-size line is too long")
+            start = len(self.buffer)
+            await self._more(True)
+
+    async def read(self, n: int) -> bytes:
+        """Up to ``n`` bytes, at least one; b"" at the end of the connection."""
+        while not self.buffer:
+            if self.eof:
+                if self.error is not None:
+                    raise self.error
+                return b""
+            await self._wait()
+        chunk = bytes(self.buffer[:n])
+        del self.buffer[:n]
+        return chunk
+
+    @property
+    def reusable(self) -> bool:
+        """Open, and nothing unread in the buffer."""
+        return not self.eof and not self.buffer and not self._transport_closing()
+
+    def _transport_closing(self) -> bool:
+        return self.transport is None or self.transport.is_closing()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+
+def _head_end(buffer: bytearray, start: int) -> int:
+    """Where the first empty line ends ("\\r\\n\\r\\n", or LFs without CRs), or 0."""
+    crlf = buffer.find(b"\n\r\n", start)
+    lf = buffer.find(b"\n\n", start)
+    if crlf == -1:
+        return 0 if lf == -1 else lf + 2
+    if lf == -1 or crlf < lf:
+        return crlf + 3
+    return lf + 2
+
+
+class _Connection:
+    __slots__ = ("idle_since", "origin", "reused", "stream")
+
+    def __init__(self, stream: _Stream, origin: tuple[str, str, int]) -> None:
+        self.stream = stream
         self.origin = origin
         self.idle_since = 0.0
         self.reused = False
 
     def usable(self, now: float) -> bool:
-        return (
-            now - self.idle_since < KEEPALIVE_EXPIRY
-            and not self.writer.is_closing()
-            and not self.reader.at_eof()
-        )
+        return now - self.idle_since < KEEPALIVE_EXPIRY and self.stream.reusable
 
     def close(self) -> None:
-        self.writer.close()
+        self.stream.close()
 
 
 class LightTransport(httpx.AsyncBaseTransport):
@@ -132,8 +289,10 @@ class LightTransport(httpx.AsyncBaseTransport):
     def __init__(self, ssl_context: ssl.SSLContext | None = None, max_idle: int = 100) -> None:
         self._ssl_context = ssl_context
         self._max_idle = max_idle
+        # Idle connections by origin (the most recent last), and all of them oldest
+        # first, for closing expired ones and making room in a full pool.
         self._idle: dict[tuple[str, str, int], collections.deque[_Connection]] = {}
-        self._idle_count = 0
+        self._lru: collections.OrderedDict[_Connection, None] = collections.OrderedDict()
         self._busy: set[_Connection] = set()
         self._closed = False
 
@@ -144,7 +303,7 @@ class LightTransport(httpx.AsyncBaseTransport):
         now = time.monotonic()
         while idle:
             conn = idle.pop()  # the most recently used: the least likely to be closed
-            self._idle_count -= 1
+            del self._lru[conn]
             if conn.usable(now):
                 conn.reused = True
                 return conn
@@ -153,32 +312,54 @@ class LightTransport(httpx.AsyncBaseTransport):
 
     async def _connect(self, origin: tuple[str, str, int]) -> _Connection:
         scheme, host, port = origin
+        loop = asyncio.get_running_loop()
+        stream = _Stream(loop)
         try:
-            reader, writer = await asyncio.open_connection(host, port, limit=MAX_HEAD)
+            transport, _ = await loop.create_connection(lambda: stream, host, port)
         except OSError as exc:  # refused, unreachable, no such name
             raise httpx.ConnectError(f"{host}:{port}: {exc}") from exc
         if scheme == "https":
-            # TLS on the connection made above rather than by open_connection(ssl=...):
+            # TLS on the connection made above rather than by create_connection(ssl=...):
             # a failed handshake there can leave its socket for the collector to close.
             if self._ssl_context is None:
                 self._ssl_context = httpx.create_ssl_context()
             try:
-                await writer.start_tls(self._ssl_context, server_hostname=host)
+                tls = await loop.start_tls(
+                    transport, stream, self._ssl_context, server_hostname=host
+                )
             except BaseException as exc:
-                writer.transport.abort()
+                transport.abort()
                 if isinstance(exc, OSError):  # ssl.SSLError is one: a bad certificate, ...
                     raise httpx.ConnectError(f"{host}:{port}: {exc}") from exc
                 raise
-        return _Connection(reader, writer, origin)
+            assert tls is not None
+            stream.transport = tls  # start_tls does not call connection_made again
+        return _Connection(stream, origin)
 
     def _release(self, conn: _Connection, reusable: bool) -> None:
         self._busy.discard(conn)
-        if not reusable or self._closed or self._idle_count >= self._max_idle:
+        if not (reusable and conn.stream.reusable) or self._closed or self._max_idle < 1:
             conn.close()
             return
-        conn.idle_since = time.monotonic()
+        now = time.monotonic()
+        lru = self._lru
+        while lru:  # the oldest first: expired, or pushed out by this one
+            oldest = next(iter(lru))
+            if len(lru) < self._max_idle and now - oldest.idle_since < KEEPALIVE_EXPIRY:
+                break
+            self._forget(oldest)
+            oldest.close()
+        conn.idle_since = now
         self._idle.setdefault(conn.origin, collections.deque()).append(conn)
-        self._idle_count += 1
+        lru[conn] = None
+
+    def _forget(self, conn: _Connection) -> None:
+        """Take an idle connection out of the pool."""
+        del self._lru[conn]
+        idle = self._idle[conn.origin]
+        idle.remove(conn)
+        if not idle:
+            del self._idle[conn.origin]
 
     # ── one request ──
 
@@ -209,7 +390,14 @@ class LightTransport(httpx.AsyncBaseTransport):
                 raise
             break
         status, version, headers, framing = reply
-        keep_alive = not close and framing[0] != "close" and _keeps_alive(version, headers)
+        keep_alive = (
+            not close
+            and framing[0] != "close"
+            and status != 101  # the connection now speaks another protocol
+            and _keeps_alive(version, headers)
+            # RFC 9112 §6.1: a chunked HTTP/1.0 reply closes its connection after it
+            and not (framing[0] == "chunked" and version != b"HTTP/1.1")
+        )
         return httpx.Response(
             status,
             headers=headers,
@@ -220,10 +408,9 @@ class LightTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         """Close every connection; TLS ones get up to ``CLOSE_WAIT`` s for their goodbye."""
         self._closed = True
-        conns = [conn for idle in self._idle.values() for conn in idle]
-        conns.extend(self._busy)
+        conns = [*self._lru, *self._busy]
         self._idle.clear()
-        self._idle_count = 0
+        self._lru.clear()
         self._busy.clear()
         for conn in conns:
             conn.close()
@@ -232,12 +419,12 @@ class LightTransport(httpx.AsyncBaseTransport):
             _, late = await asyncio.wait(closing, timeout=CLOSE_WAIT)
             for task in late:
                 task.cancel()
-                closing[task].writer.transport.abort()
+                closing[task].stream.abort()
 
 
 async def _closed(conn: _Connection) -> None:
     with contextlib.suppress(Exception):  # reset by the peer, say: closed all the same
-        await conn.writer.wait_closed()
+        await conn.stream.lost
 
 
 class _Stale(Exception):
@@ -268,40 +455,28 @@ async def _exchange(
     conn: _Connection, payload: bytes, head_only: bool, resend: bool
 ) -> tuple[int, bytes, list[tuple[bytes, bytes]], tuple[str, int]]:
     """Send the request and read the reply's head: status, version, headers, framing."""
-    reader = conn.reader
+    stream = conn.stream
     try:
-        conn.writer.write(payload)
-        if len(payload) > READ_SIZE:
-            await conn.writer.drain()
-    except OSError as exc:
-        if conn.reused and resend:
+        await stream.write(payload)
+        while True:
+            head = await stream.read_head()
+            status, version, headers = _parse_head(head)
+            if 100 <= status < 200 and status != 101:
+                continue  # 100 Continue, 103 Early Hints: the real reply follows
+            return status, version, headers, _framing(status, headers, head_only)
+    except _Closed as exc:
+        if conn.reused and resend and not exc.partial:
             raise _Stale from exc
-        raise httpx.WriteError(str(exc) or type(exc).__name__) from exc
-    while True:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.IncompleteReadError as exc:
-            if conn.reused and resend and not exc.partial:
-                raise _Stale from exc
-            raise httpx.RemoteProtocolError(
-                "the server closed the connection without sending a complete response"
-            ) from exc
-        except asyncio.LimitOverrunError as exc:
-            raise httpx.RemoteProtocolError(
-                f"the response head is over {MAX_HEAD // 1024} KiB"
-            ) from exc
-        except OSError as exc:
-            if conn.reused and resend:
-                raise _Stale from exc
-            raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
-        status, version, headers = _parse_head(head)
-        if 100 <= status < 200 and status != 101:
-            continue  # 100 Continue, 103 Early Hints: the real reply follows
-        return status, version, headers, _framing(status, headers, head_only)
+        error = exc.__cause__
+        if isinstance(error, OSError):  # reset by the peer, ...
+            raise httpx.ReadError(str(error) or type(error).__name__) from error
+        raise httpx.RemoteProtocolError(
+            "the server closed the connection without sending a complete response"
+        ) from exc
 
 
 def _parse_head(head: bytes) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-    lines = head[:-4].split(b"\r\n")
+    lines = [line.removesuffix(b"\r") for line in head.rstrip(b"\r\n").split(b"\n")]
     parts = lines[0].split(b" ", 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
         raise httpx.RemoteProtocolError(f"not an HTTP/1.x status line: {lines[0][:100]!r}")
@@ -372,21 +547,19 @@ class _Body(httpx.AsyncByteStream):
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         kind, length = self._framing
-        reader = self._conn.reader
+        stream = self._conn.stream
         try:
             if kind == "length":
-                async for chunk in _exactly(reader, length):
+                async for chunk in _exactly(stream, length):
                     yield chunk
             elif kind == "chunked":
-                async for chunk in _chunks(reader):
+                async for chunk in _chunks(stream):
                     yield chunk
             elif kind == "close":
-                while chunk := await reader.read(READ_SIZE):
+                while chunk := await stream.read(READ_SIZE):
                     yield chunk
-        except asyncio.IncompleteReadError as exc:
+        except _Closed as exc:
             raise _incomplete() from exc
-        except asyncio.LimitOverrunError as exc:
-            raise httpx.RemoteProtocolError("a chunk-size line is too long") from exc
         except OSError as exc:
             raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
         self._complete = True
@@ -397,27 +570,27 @@ class _Body(httpx.AsyncByteStream):
             self._transport._release(self._conn, self._complete and self._keep_alive)
 
 
-async def _chunks(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
+async def _chunks(stream: _Stream) -> AsyncIterator[bytes]:
     while True:
-        line = await reader.readuntil(b"\r\n")
+        line = await stream.readline()
         size_text = line.split(b";", 1)[0].strip()
         if not size_text or size_text.strip(b"0123456789abcdefABCDEF"):
             raise httpx.RemoteProtocolError(f"bad chunk size: {size_text[:40]!r}")
         size = int(size_text, 16)
         if size == 0:
-            while await reader.readuntil(b"\r\n") != b"\r\n":
+            while (await stream.readline()).strip():
                 pass  # trailer fields: not used
             return
-        async for chunk in _exactly(reader, size):
+        async for chunk in _exactly(stream, size):
             yield chunk
-        if await reader.readexactly(2) != b"\r\n":
+        if (await stream.readline()).strip():
             raise httpx.RemoteProtocolError("a chunk does not end with CRLF")
 
 
-async def _exactly(reader: asyncio.StreamReader, size: int) -> AsyncIterator[bytes]:
+async def _exactly(stream: _Stream, size: int) -> AsyncIterator[bytes]:
     """``size`` bytes, in the pieces they arrive in (at most ``READ_SIZE`` each)."""
     while size:
-        chunk = await reader.read(min(size, READ_SIZE))
+        chunk = await stream.read(min(size, READ_SIZE))
         if not chunk:
             raise _incomplete()
         size -= len(chunk)
