@@ -433,6 +433,15 @@ def test_help_works_without_the_apps_extra() -> None:
     assert "crawl" in proc.stdout and "thumbs" in proc.stdout
 
 
+def _wait_for_lines(out: Path, count: int, proc: subprocess.Popen[str]) -> None:
+    """Until ``out`` has ``count`` lines (the fast pages of a crawl running in ``proc``)."""
+    deadline = time.monotonic() + 60
+    while not (out.exists() and out.read_text().count("\n") >= count):
+        assert time.monotonic() < deadline, "the fast pages were never written"
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+
+
 def test_ctrl_c_writes_what_is_done_and_exits_cleanly(server: Server, tmp_path: Path) -> None:
     urls = [server.url(f"/page/{i}") for i in range(5)] + [server.url("/hang")] * 1
     urls += [server.url(f"/page/{i}?delay=30") for i in range(5, 8)]
@@ -456,11 +465,7 @@ def test_ctrl_c_writes_what_is_done_and_exits_cleanly(server: Server, tmp_path: 
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while not (out.exists() and out.read_text().count("\n") >= 5):
-            assert time.monotonic() < deadline, "the fast pages were never written"
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.02)
+        _wait_for_lines(out, 5, proc)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
     finally:
@@ -482,11 +487,7 @@ def test_a_second_ctrl_c_stops_at_once_without_a_traceback(server: Server, tmp_p
     command = [sys.executable, "-m", "anypool", "crawl", "urls.txt", "--out", str(out)]
     proc = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while not (out.exists() and out.read_text().count("\n") >= 5):
-            assert time.monotonic() < deadline, "the fast pages were never written"
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.02)
+        _wait_for_lines(out, 5, proc)
         started = time.monotonic()
         proc.send_signal(signal.SIGINT)
         time.sleep(0.01)
