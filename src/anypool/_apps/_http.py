@@ -384,7 +384,7 @@ class LightTransport(httpx.AsyncBaseTransport):
                 reply = await _exchange(conn, payload, head_only, resend)
             except _Stale:
                 self._release(conn, False)
-                continue  # the server had closed a kept-alive connection: a new one
+                continue  # the server had closed this kept-alive connection: another one
             except BaseException:
                 self._release(conn, False)  # cancelled or failed half-way: unusable
                 raise
