@@ -521,9 +521,7 @@ class _Dispatcher:
 
     def _wake_all(self) -> None:
         while self.waiters:
-            waiter = self.waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
+            self._wake_one()
 
     def _record(self, fetched: Fetched, depth: int) -> None:
         self.out.write(_to_json(fetched.record()) + "\n")

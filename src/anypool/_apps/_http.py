@@ -238,10 +238,8 @@ class _Stream(asyncio.Protocol):
     @property
     def reusable(self) -> bool:
         """Open, and nothing unread in the buffer."""
-        return not self.eof and not self.buffer and not self._transport_closing()
-
-    def _transport_closing(self) -> bool:
-        return self.transport is None or self.transport.is_closing()
+        transport = self.transport
+        return not (self.eof or self.buffer or transport is None or transport.is_closing())
 
     def close(self) -> None:
         if self.transport is not None:
