@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import os
 import shutil
 import subprocess
@@ -16,8 +17,9 @@ from pathlib import Path
 import pytest
 
 import anypool
-from anypool._auto import Context, Costs, Transfer, decide
-from anypool._probe import Measurements
+from anypool._auto import Context, Costs, Transfer, _DiscardJob, decide
+from anypool._probe import Measurements, Probe, _Runner
+from anypool._tasks import CallMode
 
 from . import tasks
 
@@ -128,12 +130,26 @@ def test_a_hundred_thousand_tiny_items_stay_serial() -> None:
 
 
 def test_tiny_items_of_unknown_number_stay_serial_because_of_the_transfer_cost() -> None:
-    numbers = (x for x in range(1_000_000))
+    numbers = (x for x in range(100_000_000))  # more than the probe can take
     report = anypool.profile(square, numbers)
     assert report.backend == "serial", str(report)
-    assert report.decided_by == "transfer_seconds"
+    assert report.decided_by == "transfer_seconds", str(report)
     assert report.items_total is None
     assert "costs more than computing it" in report.reason
+
+
+def test_measuring_threads_stop_taking_items_by_themselves_after_the_limit() -> None:
+    # The coordinator normally says stop; when it is starved of the GIL or of a CPU, the
+    # measuring threads must still not run an endless input to its end.
+    probe = Probe(_DiscardJob(square, CallMode.ONE), itertools.count())
+    probe.began = time.perf_counter()
+    runner = _Runner(probe, "anypool-test-probe")
+    probe.runners.append(runner)
+    runner.start()
+    runner.thread.join(timeout=10)
+    assert not runner.thread.is_alive(), "the measuring thread took items without end"
+    assert probe.taken > 0 and not probe.exhausted
+    assert runner.items_done == probe.taken
 
 
 def test_coroutine_functions_go_to_asyncio() -> None:

@@ -1013,7 +1013,7 @@ def profile(
 ) -> Profile:
     """Measure ``fn`` on the first of ``items`` and say which backend ``auto`` would choose.
 
-    It runs ``fn`` on a few items (at least one; as many as fit in about 30 ms), on one
+    It runs ``fn`` on a few items (at least one; as many as fit in about 40 ms), on one
     thread and then on two, and pickles a sample of arguments and results; their results
     are discarded. It returns once the items it started have finished. No pool is
     started: the processes start-up in the report is an estimate.

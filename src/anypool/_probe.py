@@ -16,12 +16,17 @@
       continues with the chosen backend
 
 The probe wastes no work: every item it takes is run once and its result delivered. What
-it costs is the parallelism not used while it measures: about 30 ms at most, whatever the
-items' length, because a long item is measured while it runs (its CPU clock is read from
-outside) rather than after it ends.
+it costs is the parallelism not used while it measures: about 40 ms, whatever the items'
+length, because a long item is measured while it runs (its CPU clock is read from
+outside) rather than after it ends. The runners take no new chunk after TAKE_LIMIT, even
+if the coordinator, starved of the GIL or of a CPU, has not yet told them to stop.
 
 Run-queue waits (time a thread was runnable but another process had the CPU) are taken
-out of every wall-clock figure, so a busy machine does not make CPU work look like waiting.
+out of the wall-clock figures whenever they could matter, so a busy machine does not make
+CPU work look like waiting. They are read from a file, and reading a file lets go of the
+GIL: a thread running Python code then keeps the coordinator waiting a switch interval
+(5 ms) for each read, so they are read only when the CPU clock alone shows a share low
+enough for them to change the figure.
 """
 
 from __future__ import annotations
@@ -56,9 +61,18 @@ SHORT_ITEMS = 3
 CHUNK_TARGET = 0.001
 #: Successful (argument, result) pairs kept for measuring what pickling them costs.
 SAMPLES = 8
+#: A CPU share (from the CPU clock alone) under which run-queue waits are read as well.
+RUN_QUEUE_SHARE = 0.9
+#: No chunk is taken this long after measuring began, even if the coordinator, starved of
+#: the GIL or of a CPU, has not yet said stop: tiny items must not all run while measured.
+TAKE_LIMIT = 0.1
 
 
-def thread_clock(thread: threading.Thread) -> tuple[float, float, float] | None:
+#: ``(perf_counter, cpu seconds, run-queue seconds or None: not read)`` of one thread.
+Reading = tuple[float, float, float | None]
+
+
+def thread_clock(thread: threading.Thread, run_queue: bool = True) -> Reading | None:
     """``(perf_counter, cpu seconds, run-queue seconds)`` of a running thread, read from
     outside it.
 
@@ -66,7 +80,8 @@ def thread_clock(thread: threading.Thread) -> tuple[float, float, float] | None:
     the wall clock (the GIL can pass to another thread between any two lines, so the two
     are read together); the time spent runnable but waiting for a CPU comes from the
     scheduler's statistics (Linux), updated at each context switch, and reads 0 where
-    those are missing.
+    those are missing. With ``run_queue=False`` it is not read (None): reading it costs
+    the caller a switch interval when the thread runs Python code.
     """
     try:
         assert thread.ident is not None
@@ -74,6 +89,8 @@ def thread_clock(thread: threading.Thread) -> tuple[float, float, float] | None:
         now, cpu = time.perf_counter(), time.clock_gettime(clock)
     except (AttributeError, OSError, AssertionError):
         return None
+    if not run_queue:
+        return now, cpu, None
     try:
         with open(f"/proc/self/task/{thread.native_id}/schedstat", "rb") as f:
             return now, cpu, int(f.read().split()[1]) / 1e9
@@ -81,10 +98,14 @@ def thread_clock(thread: threading.Thread) -> tuple[float, float, float] | None:
         return now, cpu, 0.0
 
 
-def _share(before: tuple[float, float, float], after: tuple[float, float, float]) -> float:
-    """CPU share between two ``(perf_counter, cpu, run-queue)`` readings of one thread."""
+def _share(before: Reading, after: Reading) -> float:
+    """CPU share between two ``(perf_counter, cpu, run-queue)`` readings of one thread;
+    run-queue waits count only where both readings have them."""
     wall = after[0] - before[0]
-    runnable = wall - (after[2] - before[2])
+    waited = 0.0
+    if before[2] is not None and after[2] is not None:
+        waited = after[2] - before[2]
+    runnable = wall - waited
     cpu = after[1] - before[1]
     if wall <= 0:
         return 0.0  # the thread had ended before the window opened
@@ -126,7 +147,7 @@ class _Runner:
         self.timer: threading.Timer | None = None
         self.started = 0.0
         self.finished = False
-        self.final: tuple[float, float, float] | None = None  # its last clock reading
+        self.final: Reading | None = None  # its last clock reading
 
     def start(self) -> None:
         self.started = time.perf_counter()
@@ -248,6 +269,8 @@ class Probe:
         with self.lock:
             if self.stopped or self.exhausted or self.init_error is not None:
                 return None
+            if time.perf_counter() - self.began > TAKE_LIMIT:
+                return None
             size = min(size, self.limit - self.taken)
             if size <= 0:
                 return None
@@ -306,22 +329,27 @@ class Probe:
         solo.start()
         origin = (solo.started, 0.0, 0.0)  # a new thread's clocks start at zero
         share: float | None = None
+        run_queue = False  # whether the run queue could matter: read it from then on
         for check in SOLO_CHECKS:
             if self._wait_until(solo.started + check):
                 return self._result(began, share, None, "")
-            share = _share(origin, self._reading(solo))
+            share = _share(origin, self._reading(solo, run_queue))
+            if share < RUN_QUEUE_SHARE and not run_queue:
+                run_queue = True
+                share = _share(origin, self._reading(solo, run_queue))
             if share < WAITING_SHARE:
                 return self._result(began, share, None, "")
         assert share is not None
         if solo.items_done >= SHORT_ITEMS:
-            speedup = self._pair_of_items(solo, share)
+            speedup = self._pair_of_items(solo, share, run_queue)
             return self._result(began, share, speedup, "items")
         speedup = self._pair_with_watcher(solo)
         return self._result(began, share, speedup, "gil-watch")
 
-    def _reading(self, runner: _Runner) -> tuple[float, float, float]:
-        """``(perf_counter, cpu, run-queue)`` of ``runner``; its last reading once it ended."""
-        clock = thread_clock(runner.thread)
+    def _reading(self, runner: _Runner, run_queue: bool = False) -> Reading:
+        """``(perf_counter, cpu, run-queue)`` of ``runner``; its last reading once it ended.
+        The run queue is read only with ``run_queue`` (see the module docstring)."""
+        clock = thread_clock(runner.thread, run_queue)
         final = runner.final
         if final is not None:
             return final
@@ -347,20 +375,21 @@ class Probe:
             out = self.exhausted or self.taken >= self.limit
             return out and all(r.work is None for r in self.runners)
 
-    def _pair_of_items(self, solo: _Runner, share_solo: float) -> float | None:
+    def _pair_of_items(self, solo: _Runner, share_solo: float, run_queue: bool) -> float | None:
         """Run items on a second thread beside the first; their CPU shares, summed,
         against the first's share alone, say how much faster two threads go."""
         second = _Runner(self, "anypool-probe-2")
         with self.lock:
             second.size = solo.size
             self.runners.append(second)
-        before = self._reading(solo)
+        before = self._reading(solo, run_queue)
         second.start()
-        second_before = (second.started, 0.0, 0.0)
+        second_before: Reading = (second.started, 0.0, 0.0)
         finished = self._wait_until(second.started + PAIR_WINDOW)
         if finished and time.perf_counter() - second.started < PAIR_WINDOW / 4:
             return None  # the input ran out at once: too short to tell
-        shares = _share(before, self._reading(solo)) + _share(second_before, self._reading(second))
+        shares = _share(before, self._reading(solo, run_queue))
+        shares += _share(second_before, self._reading(second, run_queue))
         return shares / max(share_solo, 1e-3)
 
     def _pair_with_watcher(self, solo: _Runner) -> float | None:
