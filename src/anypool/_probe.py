@@ -54,8 +54,9 @@ PAIR_WINDOW = 0.02
 #: CPU share under which the work counts as waiting (decided after the first look).
 WAITING_SHARE = 0.5
 #: Items A must finish in the solo phase for the pair test to run real items on two
-#: threads; fewer means items are long, and a GIL watcher stands in for the second.
-SHORT_ITEMS = 3
+#: threads (a second item then ends within a few ms if processes are chosen); fewer means
+#: items are long, and a GIL watcher stands in for the second thread.
+SHORT_ITEMS = 1
 #: Probe chunks grow by doubling until one takes this long: tiny items are measured in
 #: bulk (timing each one would cost more than the item), long ones one at a time.
 CHUNK_TARGET = 0.001
@@ -209,7 +210,8 @@ class _GilWatcher:
         self.stop = False
         self.held = 0.0  # seconds of cycles that waited for the GIL
         self.total = 0.0  # seconds of all cycles
-        self.late = 0.8 * sys.getswitchinterval()
+        self.interval = sys.getswitchinterval()
+        self.late = 0.8 * self.interval
         self.thread = threading.Thread(target=self._watch, name="anypool-probe-gil", daemon=True)
 
     def _watch(self) -> None:
@@ -398,18 +400,31 @@ class Probe:
 
         The watcher's waits are set against the CPU time the item got meanwhile: on a
         busy machine a thread can sit in the run queue, and a GIL it does not hold then
-        says nothing about the work. The window grows until the item has run enough.
+        says nothing about the work. The window grows until the item has run enough; it
+        ends early, after two switch intervals of the item's CPU time, if the watcher
+        never had to wait for the GIL.
         """
         watcher = _GilWatcher()
         before = self._reading(solo)
         watcher.thread.start()
-        deadline = time.perf_counter() + PAIR_WINDOW
+        # A look every switch interval while the watcher has never waited for the GIL:
+        # an item holding it would have kept the watcher waiting within one interval, so
+        # two intervals of the item's CPU time without a wait say enough. Once it has
+        # waited, the full window decides.
+        clear = 2 * watcher.interval
+        deadline = before[0] + clear
         try:
             while not self._wait_until(deadline):
                 ran = self._reading(solo)[1] - before[1]
-                if ran >= PAIR_WINDOW / 2 or deadline - before[0] > 5 * PAIR_WINDOW:
+                if watcher.held == 0 and ran >= clear and watcher.total >= clear:
                     break
-                deadline += PAIR_WINDOW / 2
+                elapsed = deadline - before[0]
+                if (elapsed >= PAIR_WINDOW and ran >= PAIR_WINDOW / 2) or elapsed > 5 * PAIR_WINDOW:
+                    break
+                if watcher.held == 0:
+                    deadline += watcher.interval
+                else:
+                    deadline = max(deadline + PAIR_WINDOW / 2, before[0] + PAIR_WINDOW)
         finally:
             watcher.stop = True
             watcher.thread.join()
