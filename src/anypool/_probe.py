@@ -22,16 +22,19 @@ outside) rather than after it ends. The runners take no new chunk after TAKE_LIM
 if the coordinator, starved of the GIL or of a CPU, has not yet told them to stop.
 
 Run-queue waits (time a thread was runnable but another process had the CPU) are taken
-out of the wall-clock figures whenever they could matter, so a busy machine does not make
-CPU work look like waiting. They are read from a file, and reading a file lets go of the
-GIL: a thread running Python code then keeps the coordinator waiting a switch interval
-(5 ms) for each read, so they are read only when the CPU clock alone shows a share low
-enough for them to change the figure.
+out of the wall-clock figures, so a busy machine does not make CPU work look like
+waiting, nor threads look slower than they are. They are read from a file, and each read
+lets go of the GIL: while a thread runs Python code, the coordinator then waits a switch
+interval (5 ms) to go on. So the file of each thread is opened once and read with one
+system call, and in the solo phase only when the CPU clock alone shows a share low enough
+for them to change the figure; the pair of threads always has them (another process that
+keeps a CPU busy leaves one thread alone its CPU, but not two).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import threading
 import time
@@ -54,9 +57,10 @@ PAIR_WINDOW = 0.02
 #: CPU share under which the work counts as waiting (decided after the first look).
 WAITING_SHARE = 0.5
 #: Items A must finish in the solo phase for the pair test to run real items on two
-#: threads (a second item then ends within a few ms if processes are chosen); fewer means
-#: items are long, and a GIL watcher stands in for the second thread.
-SHORT_ITEMS = 1
+#: threads: items of 3 ms or less, so that each thread runs several in the pair window
+#: (and a second item ends soon if processes are chosen); fewer means items are long,
+#: and a GIL watcher stands in for the second thread.
+SHORT_ITEMS = 2
 #: Probe chunks grow by doubling until one takes this long: tiny items are measured in
 #: bulk (timing each one would cost more than the item), long ones one at a time.
 CHUNK_TARGET = 0.001
@@ -149,6 +153,7 @@ class _Runner:
         self.started = 0.0
         self.finished = False
         self.final: Reading | None = None  # its last clock reading
+        self.schedstat: int | None = None  # its scheduler statistics: a file descriptor
 
     def start(self) -> None:
         self.started = time.perf_counter()
@@ -326,12 +331,16 @@ class Probe:
             return self._measure(solo, began)
         finally:
             self.stop_taking()
+            for runner in self.runners:
+                if runner.schedstat is not None and runner.schedstat >= 0:
+                    os.close(runner.schedstat)
+                runner.schedstat = -1
 
     def _measure(self, solo: _Runner, began: float) -> Measurements:
         solo.start()
         origin = (solo.started, 0.0, 0.0)  # a new thread's clocks start at zero
         share: float | None = None
-        run_queue = False  # whether the run queue could matter: read it from then on
+        run_queue = False  # whether it could matter alone: read it from then on
         for check in SOLO_CHECKS:
             if self._wait_until(solo.started + check):
                 return self._result(began, share, None, "")
@@ -343,7 +352,7 @@ class Probe:
                 return self._result(began, share, None, "")
         assert share is not None
         if solo.items_done >= SHORT_ITEMS:
-            speedup = self._pair_of_items(solo, share, run_queue)
+            speedup = self._pair_of_items(solo, share)
             return self._result(began, share, speedup, "items")
         speedup = self._pair_with_watcher(solo)
         return self._result(began, share, speedup, "gil-watch")
@@ -351,13 +360,33 @@ class Probe:
     def _reading(self, runner: _Runner, run_queue: bool = False) -> Reading:
         """``(perf_counter, cpu, run-queue)`` of ``runner``; its last reading once it ended.
         The run queue is read only with ``run_queue`` (see the module docstring)."""
-        clock = thread_clock(runner.thread, run_queue)
+        clock = thread_clock(runner.thread, run_queue=False)
         final = runner.final
         if final is not None:
             return final
         if clock is None:  # no way to read a thread's clock here: it counts as idle
             return (time.perf_counter(), 0.0, 0.0)
+        if run_queue:
+            return (clock[0], clock[1], self._run_queue(runner))
         return clock
+
+    def _run_queue(self, runner: _Runner) -> float | None:
+        """Seconds ``runner`` has waited in the run queue: 0 where the system does not
+        say, None if it just ended (its file is gone; its final reading has the figure)."""
+        if runner.schedstat is None:
+            try:
+                path = f"/proc/self/task/{runner.thread.native_id}/schedstat"
+                runner.schedstat = os.open(path, os.O_RDONLY)
+            except OSError:
+                runner.schedstat = -1
+        if runner.schedstat < 0:
+            return 0.0
+        try:
+            return int(os.pread(runner.schedstat, 128, 0).split()[1]) / 1e9
+        except OSError:
+            return None
+        except (ValueError, IndexError):
+            return 0.0
 
     def _wait_until(self, deadline: float) -> bool:
         """Sleep until ``deadline``; True early if nothing more can be measured."""
@@ -377,21 +406,27 @@ class Probe:
             out = self.exhausted or self.taken >= self.limit
             return out and all(r.work is None for r in self.runners)
 
-    def _pair_of_items(self, solo: _Runner, share_solo: float, run_queue: bool) -> float | None:
+    def _pair_of_items(self, solo: _Runner, share_solo: float) -> float | None:
         """Run items on a second thread beside the first; their CPU shares, summed,
-        against the first's share alone, say how much faster two threads go."""
+        against the first's share alone, say how much faster two threads go.
+
+        Waits in the run queue are not taken out here: while two threads take turns
+        with the GIL, the one waiting for it wakes every switch interval and can queue
+        for a CPU meanwhile, and taking those waits out would make them look faster than
+        one. On a machine that other processes keep busy, threads that release the GIL
+        are then measured at the speed-up they would really get there.
+        """
         second = _Runner(self, "anypool-probe-2")
         with self.lock:
             second.size = solo.size
             self.runners.append(second)
-        before = self._reading(solo, run_queue)
+        before = self._reading(solo)
         second.start()
         second_before: Reading = (second.started, 0.0, 0.0)
         finished = self._wait_until(second.started + PAIR_WINDOW)
         if finished and time.perf_counter() - second.started < PAIR_WINDOW / 4:
             return None  # the input ran out at once: too short to tell
-        shares = _share(before, self._reading(solo, run_queue))
-        shares += _share(second_before, self._reading(second, run_queue))
+        shares = _share(before, self._reading(solo)) + _share(second_before, self._reading(second))
         return shares / max(share_solo, 1e-3)
 
     def _pair_with_watcher(self, solo: _Runner) -> float | None:
