@@ -22,13 +22,12 @@ outside) rather than after it ends. The runners take no new chunk after TAKE_LIM
 if the coordinator, starved of the GIL or of a CPU, has not yet told them to stop.
 
 Run-queue waits (time a thread was runnable but another process had the CPU) are taken
-out of the wall-clock figures, so a busy machine does not make CPU work look like
-waiting, nor threads look slower than they are. They are read from a file, and each read
-lets go of the GIL: while a thread runs Python code, the coordinator then waits a switch
-interval (5 ms) to go on. So the file of each thread is opened once and read with one
-system call, and in the solo phase only when the CPU clock alone shows a share low enough
-for them to change the figure; the pair of threads always has them (another process that
-keeps a CPU busy leaves one thread alone its CPU, but not two).
+out of the solo phase's figures, so a busy machine does not make CPU work look like
+waiting (not out of the pair's: see _pair_of_items). They are read from a file, and each
+read lets go of the GIL: while a thread runs Python code, the coordinator then waits a
+switch interval (5 ms) to go on. So the file of each thread is opened once and read with
+one system call, and only when the CPU clock alone shows a share low enough for them to
+change the figure.
 """
 
 from __future__ import annotations
