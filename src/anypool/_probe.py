@@ -96,10 +96,20 @@ def thread_clock(thread: threading.Thread, run_queue: bool = True) -> Reading | 
     if not run_queue:
         return now, cpu, None
     try:
-        with open(f"/proc/self/task/{thread.native_id}/schedstat", "rb") as f:
-            return now, cpu, int(f.read().split()[1]) / 1e9
+        with open(_schedstat_path(thread), "rb") as f:
+            return now, cpu, _queued_seconds(f.read())
     except (OSError, ValueError, IndexError):
         return now, cpu, 0.0
+
+
+def _schedstat_path(thread: threading.Thread) -> str:
+    """The Linux scheduler's statistics of ``thread``: CPU, run-queue (ns), slices."""
+    return f"/proc/self/task/{thread.native_id}/schedstat"
+
+
+def _queued_seconds(schedstat: bytes) -> float:
+    """Seconds spent runnable but waiting for a CPU, from a schedstat file's text."""
+    return int(schedstat.split()[1]) / 1e9
 
 
 def _share(before: Reading, after: Reading) -> float:
@@ -374,14 +384,13 @@ class Probe:
         say, None if it just ended (its file is gone; its final reading has the figure)."""
         if runner.schedstat is None:
             try:
-                path = f"/proc/self/task/{runner.thread.native_id}/schedstat"
-                runner.schedstat = os.open(path, os.O_RDONLY)
+                runner.schedstat = os.open(_schedstat_path(runner.thread), os.O_RDONLY)
             except OSError:
                 runner.schedstat = -1
         if runner.schedstat < 0:
             return 0.0
         try:
-            return int(os.pread(runner.schedstat, 128, 0).split()[1]) / 1e9
+            return _queued_seconds(os.pread(runner.schedstat, 128, 0))
         except OSError:
             return None
         except (ValueError, IndexError):
